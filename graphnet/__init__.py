@@ -1,0 +1,44 @@
+"""graphnet: train neural networks that are written down, not programmed.
+
+A spec file describes a network as a graph of named layer nodes; plugins supply every layer,
+loss, optimizer, data source and metric; the executor trains it with numpy.
+"""
+
+from graphnet.api import build, load_run, load_spec, train
+from graphnet.base import DataSource, Layer, Loss, Metric, Optimizer
+from graphnet.errors import (
+    DataError,
+    GraphnetError,
+    GraphnetWarning,
+    PluginError,
+    ShapeError,
+    SpecError,
+    TrainingError,
+)
+from graphnet.executor import Network
+from graphnet.plugins import hookimpl
+from graphnet.spec import Spec
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DataError",
+    "DataSource",
+    "GraphnetError",
+    "GraphnetWarning",
+    "Layer",
+    "Loss",
+    "Metric",
+    "Network",
+    "Optimizer",
+    "PluginError",
+    "ShapeError",
+    "Spec",
+    "SpecError",
+    "TrainingError",
+    "build",
+    "hookimpl",
+    "load_run",
+    "load_spec",
+    "train",
+]

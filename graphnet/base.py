@@ -1,0 +1,129 @@
+"""Base classes for the five kinds of plugin: layers, losses, optimizers, data sources, metrics.
+
+A plugin class names itself with ``type`` (what a spec writes in ``type:``), declares its inline
+options as a nested pydantic ``Options`` model, and implements the methods of its kind. The
+engine creates one instance per use with the validated options in ``self.options``.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+Shape = tuple[int, ...]
+Array = np.ndarray
+
+
+class NoOptions(BaseModel):
+    """The options of a plugin that takes none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Plugin:
+    """What every plugin class has: a ``type`` name, an ``Options`` model and ``options``."""
+
+    type: ClassVar[str] = ""
+    Options: ClassVar[builtins.type[BaseModel]] = NoOptions
+
+    def __init__(self, options: BaseModel | Mapping[str, Any] | None = None) -> None:
+        if isinstance(options, BaseModel):
+            self.options: Any = options
+        else:
+            self.options = self.Options.model_validate(dict(options or {}))
+
+    @classmethod
+    def summary(cls) -> str:
+        """The first line of the class docstring, for listings."""
+        doc = (cls.__doc__ or "").strip()
+        return doc.splitlines()[0] if doc else ""
+
+
+class Layer(Plugin):
+    """A node of the graph: a differentiable function of its inputs and parameters.
+
+    ``arity`` is the number of inputs it takes (``None`` for any number). Shapes are per
+    sample, without the batch axis; arrays passed to ``forward`` carry the batch axis first.
+    The engine sets ``self.rng`` (a seeded ``numpy.random.Generator``) before training, for
+    layers that draw random numbers.
+    """
+
+    arity: ClassVar[int | None] = 1
+
+    def __init__(self, options: BaseModel | Mapping[str, Any] | None = None) -> None:
+        super().__init__(options)
+        self.rng: np.random.Generator = np.random.default_rng(0)
+
+    def output_shape(self, input_shapes: Sequence[Shape]) -> Sequence[int]:
+        """The per-sample output shape; raise :class:`graphnet.ShapeError` when inputs don't fit."""
+        return input_shapes[0]
+
+    def init_params(
+        self, input_shapes: Sequence[Shape], rng: np.random.Generator
+    ) -> dict[str, Array]:
+        """Fresh parameters, drawn from ``rng``; the engine casts them to the spec's dtype."""
+        return {}
+
+    def forward(
+        self, params: Mapping[str, Array], inputs: Sequence[Array], training: bool
+    ) -> tuple[Array, Any]:
+        """The output for a batch and whatever ``backward`` needs (the cache)."""
+        raise NotImplementedError
+
+    def backward(
+        self, params: Mapping[str, Array], cache: Any, grad: Array
+    ) -> tuple[Sequence[Array | None], Mapping[str, Array]]:
+        """Gradients of the loss for each input (in order) and each parameter, given ``grad``."""
+        raise NotImplementedError
+
+
+class Loss(Plugin):
+    """A scalar function of its inputs (usually ``[prediction, target]``), averaged over the batch."""
+
+    arity: ClassVar[int | None] = 2
+
+    def check_shapes(self, input_shapes: Sequence[Shape]) -> None:
+        """Raise :class:`graphnet.ShapeError` when the inputs' per-sample shapes don't fit."""
+
+    def forward(self, inputs: Sequence[Array]) -> tuple[Any, Any]:
+        """The loss value (a scalar) and whatever ``backward`` needs."""
+        raise NotImplementedError
+
+    def backward(self, cache: Any) -> Sequence[Array | None]:
+        """The gradient of the loss for each input, or ``None`` where an input takes none."""
+        raise NotImplementedError
+
+
+class Optimizer(Plugin):
+    """Updates parameters in place from their gradients; its state is a dict of arrays."""
+
+    def init_state(self, params: Mapping[str, Array]) -> dict[str, Array]:
+        """Fresh optimizer state (arrays only, so that it checkpoints)."""
+        return {}
+
+    def step(
+        self, params: Mapping[str, Array], grads: Mapping[str, Array], state: dict[str, Array]
+    ) -> None:
+        """Update every array of ``params`` in place."""
+        raise NotImplementedError
+
+
+class DataSource(Plugin):
+    """Loads the data set: one array per graph input, samples along the first axis."""
+
+    def load(self, base_dir: Path, rng: np.random.Generator) -> dict[str, Array]:
+        """Arrays keyed by input name; relative paths are relative to ``base_dir``."""
+        raise NotImplementedError
+
+
+class Metric(Plugin):
+    """A number reported per epoch for each loss's prediction and target."""
+
+    def compute(self, prediction: Array, target: Array) -> float:
+        """The metric of one batch; the engine averages batches weighted by their size."""
+        raise NotImplementedError

@@ -1,0 +1,257 @@
+"""The ``graphnet`` command: thin wrappers around the Python API.
+
+This is the one place where a :class:`GraphnetError` becomes a message and an exit status:
+0 success, 2 bad command line, spec or data, 1 a run that failed. ``--debug`` shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from graphnet.errors import GraphnetError, GraphnetWarning
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _remember(key: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+        root = ctx.find_root()
+        if isinstance(value, tuple):
+            root.meta[key] = (*root.meta.get(key, ()), *value)
+        elif value:
+            root.meta[key] = value
+
+    return callback
+
+
+def common_options(f: F) -> F:
+    """``--plugin`` and ``--debug``, accepted by every command."""
+    f = click.option(
+        "--plugin",
+        multiple=True,
+        metavar="MODULE_OR_FILE",
+        expose_value=False,
+        callback=_remember("graphnet.plugins"),
+        help="Load a plugin module or .py file that is not installed (repeatable; also GRAPHNET_PLUGINS).",
+    )(f)
+    f = click.option(
+        "--debug",
+        is_flag=True,
+        expose_value=False,
+        callback=_remember("graphnet.debug"),
+        help="Show the full traceback of an error.",
+    )(f)
+    return f
+
+
+def _plugins() -> tuple[str, ...]:
+    return tuple(click.get_current_context().find_root().meta.get("graphnet.plugins", ()))
+
+
+def _show_warning(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    click.echo(f"warning: {message}", err=True)
+
+
+class GraphnetGroup(click.Group):
+    """Turns errors into messages and exit statuses, in one place."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", GraphnetWarning)
+            warnings.showwarning = _show_warning
+            try:
+                return super().invoke(ctx)
+            except GraphnetError as error:
+                if ctx.meta.get("graphnet.debug"):
+                    raise
+                click.echo(f"error: {error}", err=True)
+                ctx.exit(error.exit_code)
+            except (click.exceptions.Exit, click.ClickException, click.Abort, KeyboardInterrupt):
+                raise
+            except Exception as error:
+                if ctx.meta.get("graphnet.debug"):
+                    raise
+                click.echo(
+                    f"internal error: {type(error).__name__}: {error} (run again with --debug for the traceback)",
+                    err=True,
+                )
+                ctx.exit(1)
+
+
+@click.group(cls=GraphnetGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="graphnet")
+@common_options
+def cli() -> None:
+    """Train neural networks that are written down, not programmed."""
+
+
+# -- run -------------------------------------------------------------------------------------
+
+
+def _format_record(record: Mapping[str, Any], epochs: int) -> str:
+    width = len(str(epochs))
+    parts = [f"epoch {record['epoch']:>{width}}/{epochs}"]
+    parts += [f"{k} {v:.6g}" for k, v in record.items() if k not in ("epoch", "seconds")]
+    return "  ".join(parts)
+
+
+class _PrintReporter:
+    """Prints the start of a run and a thinned list of epochs (about twenty lines)."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.epochs = 0
+        self.every = 1
+
+    def start(self, run_dir: Path, info: Mapping[str, Any]) -> None:
+        self.epochs = info["epochs"]
+        self.every = max(1, math.ceil(self.epochs / 20))
+        if self.quiet:
+            return
+        held = f" ({info['validation']} held out)" if info["validation"] else ""
+        resumed = f", resuming at epoch {info['first_epoch']}" if info["first_epoch"] > 1 else ""
+        click.echo(
+            f"training {info['parameters']} parameters on {info['samples']} samples{held} "
+            f"for {self.epochs} epochs{resumed} -> {run_dir}"
+        )
+
+    def epoch(self, record: Mapping[str, Any]) -> None:
+        epoch = record["epoch"]
+        if not self.quiet and (epoch == 1 or epoch == self.epochs or epoch % self.every == 0):
+            click.echo(_format_record(record, self.epochs))
+
+
+@cli.command()
+@click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Run folder (default: runs/<name>).",
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a spec value, e.g. train.epochs=10.",
+)
+@click.option(
+    "--weights", type=click.Path(path_type=Path), help="Start from these parameters (an NPZ file)."
+)
+@click.option("--resume", is_flag=True, help="Continue the run in the folder from its checkpoint.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the final summary.")
+@common_options
+def run(
+    spec: Path,
+    out: Path | None,
+    overrides: Sequence[str],
+    weights: Path | None,
+    resume: bool,
+    quiet: bool,
+) -> None:
+    """Validate SPEC, train it and write the run folder."""
+    from graphnet.spec import load_spec
+    from graphnet.train import train
+
+    started = time.perf_counter()
+    loaded = load_spec(spec, overrides, plugins=_plugins())
+    if weights is not None and not weights.is_file():
+        raise GraphnetError("weights file not found", str(weights))
+    reporter = _PrintReporter(quiet)
+    history = train(loaded, out, weights, resume=resume, reporter=reporter)  # type: ignore[arg-type]
+    elapsed = time.perf_counter() - started
+    if history:
+        last = history[-1]
+        scores = "  ".join(f"{k} {v:.6g}" for k, v in last.items() if k not in ("epoch", "seconds"))
+        click.echo(
+            f"done: epoch {last['epoch']}  {scores}  ({elapsed:.2f} s); run folder {history.run_dir}"
+        )
+    else:
+        click.echo(f"done: nothing to train ({elapsed:.2f} s); run folder {history.run_dir}")
+
+
+# -- validate, summary, plugins --------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a spec value first."
+)
+@common_options
+def validate(spec: Path, overrides: Sequence[str]) -> None:
+    """Validate SPEC and infer its shapes, without training."""
+    from graphnet.spec import load_spec
+
+    loaded = load_spec(spec, overrides, plugins=_plugins())
+    graph = loaded._graph
+    losses = len(graph.losses)
+    click.echo(
+        f"ok: {spec}: {len(graph.nodes)} nodes, {len(graph.inputs)} inputs, "
+        f"{losses} loss{'es' if losses != 1 else ''}"
+    )
+
+
+def _table(rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
+
+
+@cli.command()
+@click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a spec value first."
+)
+@common_options
+def summary(spec: Path, overrides: Sequence[str]) -> None:
+    """A table of SPEC's nodes: type, inputs, output shape and parameter count."""
+    from graphnet.spec import load_spec
+    from graphnet.train import build
+
+    loaded = load_spec(spec, overrides, plugins=_plugins())
+    network = build(loaded)
+    graph = network.graph
+    rows = [["node", "type", "inputs", "output shape", "parameters"]]
+    rows += [[name, "input", "-", str(list(shape)), "0"] for name, shape in graph.inputs.items()]
+    total = 0
+    for node in graph.nodes:
+        count = sum(p.size for k, p in network.params.items() if k.startswith(f"{node.name}/"))
+        total += count
+        rows.append(
+            [node.name, node.type, ", ".join(node.inputs), str(list(node.shape)), f"{count:,}"]
+        )
+    for loss in graph.losses:
+        weight = f" (weight {loss.weight:g})" if loss.weight != 1 else ""
+        rows.append(["(loss)", loss.type + weight, ", ".join(loss.inputs), "[]", "-"])
+    click.echo(_table(rows))
+    click.echo(f"total: {len(graph.nodes)} nodes, {total:,} parameters ({loaded.dtype})")
+
+
+@cli.command(name="plugins")
+@common_options
+def plugins_command() -> None:
+    """Every registered layer, loss, optimizer, data source and metric, with its package."""
+    from graphnet.plugins import KINDS, get_registry
+
+    registry = get_registry(_plugins())
+    rows = [["kind", "type", "package", "description"]]
+    for kind in KINDS:
+        for name, entry in sorted(registry.entries(kind).items()):
+            rows.append([kind, name, entry.package, entry.cls.summary()])
+    click.echo(_table(rows))
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    cli(prog_name="graphnet")
+    sys.exit(0)

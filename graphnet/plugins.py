@@ -1,0 +1,199 @@
+"""Finding plugins: entry points, ``--plugin`` and ``GRAPHNET_PLUGINS``, and the registry of types.
+
+Plugins come from two places only: the ``graphnet`` entry-point group of installed packages
+(the built-ins among them) and modules or files named explicitly with ``--plugin`` or the
+``GRAPHNET_PLUGINS`` environment variable. A spec never causes an import.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.util
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib.metadata import entry_points
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from graphnet import hookspecs
+from graphnet.base import DataSource, Layer, Loss, Metric, Optimizer, Plugin
+from graphnet.errors import PluginError
+
+PROJECT = "graphnet"
+ENV_VAR = "GRAPHNET_PLUGINS"
+
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+# kind -> (hook name, base class, plural for messages)
+KINDS: dict[str, tuple[str, type[Plugin], str]] = {
+    "layer": ("graphnet_layers", Layer, "layers"),
+    "loss": ("graphnet_losses", Loss, "losses"),
+    "optimizer": ("graphnet_optimizers", Optimizer, "optimizers"),
+    "data source": ("graphnet_data_sources", DataSource, "data sources"),
+    "metric": ("graphnet_metrics", Metric, "metrics"),
+}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One registered plugin class and the package it came from."""
+
+    kind: str
+    name: str
+    cls: type[Any]
+    package: str
+
+
+def suggest(name: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices``, or nothing."""
+    close = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.6)
+    if not close:
+        return ""
+    return " (did you mean " + " or ".join(repr(c) for c in close) + "?)"
+
+
+class Registry:
+    """The plugin manager and the types its plugins register, by kind."""
+
+    def __init__(self) -> None:
+        self.pm = pluggy.PluginManager(PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self.packages: dict[str, str] = {}
+        self._entries: dict[str, dict[str, Entry]] = {}
+
+    def register(self, plugin: Any, name: str, package: str | None = None) -> None:
+        """Register a module or object holding hook implementations under ``name``."""
+        try:
+            self.pm.register(plugin, name=name)
+            self.pm.check_pending()
+        except (ValueError, pluggy.PluginValidationError) as error:
+            if self.pm.is_registered(plugin):
+                self.pm.unregister(plugin)
+            raise PluginError(f"plugin {name!r} cannot be registered: {error}") from None
+        self.packages[name] = package or name
+        self._entries.clear()
+
+    def unregister(self, name: str) -> None:
+        """Remove the plugin registered under ``name``."""
+        self.pm.unregister(name=name)
+        self.packages.pop(name, None)
+        self._entries.clear()
+
+    def entries(self, kind: str) -> dict[str, Entry]:
+        """Every registered type of ``kind``, keyed by its lower-case name."""
+        if kind not in self._entries:
+            self._entries[kind] = self._collect(kind)
+        return self._entries[kind]
+
+    def _collect(self, kind: str) -> dict[str, Entry]:
+        hook_name, base, _ = KINDS[kind]
+        found: dict[str, Entry] = {}
+        for impl in reversed(getattr(self.pm.hook, hook_name).get_hookimpls()):
+            package = self.packages.get(impl.plugin_name, impl.plugin_name)
+            try:
+                classes = list(impl.function())
+            except Exception as error:
+                raise PluginError(
+                    f"plugin {package!r} failed in {hook_name}(): {type(error).__name__}: {error}"
+                ) from error
+            for cls in classes:
+                if not (isinstance(cls, type) and issubclass(cls, base)):
+                    raise PluginError(
+                        f"plugin {package!r} returned {cls!r} from {hook_name}(), "
+                        f"which is not a subclass of graphnet.{base.__name__}"
+                    )
+                name = str(getattr(cls, "type", "") or "").lower()
+                if not name:
+                    raise PluginError(
+                        f"{kind} class {cls.__qualname__} of plugin {package!r} has no `type` name"
+                    )
+                if name in found and found[name].cls is not cls:
+                    raise PluginError(
+                        f"{kind} type {name!r} is registered twice: by {found[name].package!r} "
+                        f"({found[name].cls.__module__}.{found[name].cls.__qualname__}) and by "
+                        f"{package!r} ({cls.__module__}.{cls.__qualname__})"
+                    )
+                found[name] = Entry(kind, name, cls, package)
+        return found
+
+    def get(self, kind: str, name: str, where: str | None = None) -> type[Any]:
+        """The class registered for ``name`` (case-insensitive), or a :class:`PluginError`."""
+        entries = self.entries(kind)
+        entry = entries.get(str(name).lower())
+        if entry is None:
+            plural = KINDS[kind][2]
+            known = ", ".join(sorted(entries)) or "none"
+            packages = ", ".join(sorted(set(self.packages.values()))) or "none"
+            raise PluginError(
+                f"unknown {kind} type {name!r}{suggest(str(name).lower(), entries)}; "
+                f"{plural} available: {known}; plugins loaded: {packages}",
+                where,
+            )
+        return entry.cls
+
+
+def _load_module(ref: str) -> tuple[ModuleType, str]:
+    """Import ``ref``, a module name or a path to a ``.py`` file."""
+    path = Path(ref)
+    if ref.endswith(".py") or os.sep in ref or "/" in ref:
+        if not path.is_file():
+            raise PluginError(f"plugin file not found: {ref}")
+        module_name = f"graphnet_plugin_{path.stem}"
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        if spec is None or spec.loader is None:
+            raise PluginError(f"plugin file {ref} cannot be imported")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        try:
+            spec.loader.exec_module(module)
+        except Exception as error:
+            del sys.modules[module_name]
+            raise PluginError(
+                f"plugin file {ref} failed to import: {type(error).__name__}: {error}"
+            ) from None
+        return module, str(path)
+    try:
+        return importlib.import_module(ref), ref
+    except Exception as error:
+        raise PluginError(
+            f"plugin module {ref!r} failed to import: {type(error).__name__}: {error}"
+        ) from None
+
+
+def _extra_refs(extra: Sequence[str]) -> tuple[str, ...]:
+    from_env = [r.strip() for r in os.environ.get(ENV_VAR, "").split(",") if r.strip()]
+    return tuple(dict.fromkeys([*from_env, *extra]))
+
+
+@lru_cache(maxsize=8)
+def _registry(refs: tuple[str, ...]) -> Registry:
+    registry = Registry()
+    for ep in entry_points(group=PROJECT):
+        dist = ep.dist.name if ep.dist is not None else ep.module
+        name = f"{dist}:{ep.name}"
+        if registry.pm.has_plugin(name):
+            continue
+        try:
+            module = ep.load()
+        except Exception as error:
+            raise PluginError(
+                f"plugin {ep.name!r} of package {dist!r} ({ep.value}) failed to import: "
+                f"{type(error).__name__}: {error}"
+            ) from None
+        registry.register(module, name, dist)
+    for ref in refs:
+        module, package = _load_module(ref)
+        registry.register(module, ref, package)
+    return registry
+
+
+def get_registry(extra: Sequence[str] = ()) -> Registry:
+    """The registry of installed plugins plus ``extra`` and ``GRAPHNET_PLUGINS`` ones (cached)."""
+    return _registry(_extra_refs(extra))

@@ -1,0 +1,222 @@
+"""Reading a spec file into plain data, with the line of every value, and ``--set`` overrides.
+
+YAML is read with the safe loader only and duplicate keys are errors; ``.json`` files are read
+by the strict JSON parser. The result is plain data plus a :class:`Source` that turns a path
+inside the spec (``("nodes", 2, "inputs")``) into ``file:line: nodes[2].inputs``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from graphnet.errors import SpecError
+from graphnet.plugins import suggest
+
+SpecPath = tuple[str | int, ...]
+
+
+def format_path(path: Iterable[str | int]) -> str:
+    """``("nodes", 2, "inputs")`` -> ``nodes[2].inputs``."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+@dataclass
+class Source:
+    """Where each value of a spec came from: a line of the file or a ``--set`` override."""
+
+    file: str
+    lines: dict[SpecPath, int] = field(default_factory=dict)
+    overrides: dict[SpecPath, str] = field(default_factory=dict)
+
+    def where(self, path: SpecPath = (), line_of: SpecPath | None = None) -> str:
+        """``file:line: spec.path`` (or ``--set KEY=VALUE: spec.path``) for ``path``.
+
+        ``line_of`` is a deeper path whose line is more precise than ``path``'s own.
+        """
+        text = format_path(path)
+        lookup = path if line_of is None else line_of
+        for end in range(len(lookup), -1, -1):
+            if lookup[:end] in self.overrides:
+                return f"--set {self.overrides[lookup[:end]]}" + (f": {text}" if text else "")
+            if lookup[:end] in self.lines:
+                line = self.lines[lookup[:end]]
+                return f"{self.file}:{line}" + (f": {text}" if text else "")
+        return self.file + (f": {text}" if text else "")
+
+
+def _walk_yaml(loader: yaml.SafeLoader, root: yaml.Node, file: str) -> dict[SpecPath, int]:
+    """Record the line of every value under ``root``; reject duplicate keys."""
+    lines: dict[SpecPath, int] = {}
+    stack: list[tuple[yaml.Node, SpecPath]] = [(root, ())]
+    while stack:
+        node, path = stack.pop()
+        lines[path] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, value_node in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = loader.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                try:
+                    hash(key)
+                except TypeError:
+                    raise SpecError("a key must be a plain value", f"{file}:{line}") from None
+                if key in seen:
+                    where = f"{file}:{line}: {format_path((*path, key))}"
+                    raise SpecError(
+                        f"duplicate key {key!r} (first given on line {seen[key]})", where
+                    )
+                seen[key] = line
+                stack.append((value_node, (*path, key)))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, (*path, i)) for i, item in enumerate(node.value))
+    return lines
+
+
+def _yaml_error(error: yaml.YAMLError, file: str) -> SpecError:
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    problem = getattr(error, "problem", None) or str(error)
+    context = getattr(error, "context", None)
+    message = f"{context}: {problem}" if context and "constructor" not in problem else problem
+    if mark is None:
+        return SpecError(f"not valid YAML: {message}", file)
+    return SpecError(f"not valid YAML: {message}", f"{file}:{mark.line + 1}:{mark.column + 1}")
+
+
+def parse_yaml(text: str, file: str) -> tuple[Any, dict[SpecPath, int]]:
+    """Safe-load one YAML document and the line of every value in it."""
+    loader = yaml.SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            return None, {}
+        lines = _walk_yaml(loader, root, file)
+        return loader.construct_document(root), lines
+    except yaml.YAMLError as error:
+        raise _yaml_error(error, file) from None
+    except RecursionError:
+        raise SpecError("the document is nested too deeply", file) from None
+    finally:
+        loader.dispose()
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json(text: str, file: str) -> tuple[Any, dict[SpecPath, int]]:
+    """Strict JSON (no NaN, no trailing commas, no duplicate keys) and the line of every value."""
+    duplicates: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [k for k, _ in items]
+        duplicates.extend(k for i, k in enumerate(keys) if k in keys[:i])
+        return dict(items)
+
+    try:
+        data = json.loads(text, object_pairs_hook=pairs, parse_constant=_reject_constant)
+    except json.JSONDecodeError as error:
+        raise SpecError(
+            f"not valid JSON: {error.msg}", f"{file}:{error.lineno}:{error.colno}"
+        ) from None
+    except (ValueError, RecursionError) as error:
+        raise SpecError(f"not valid JSON: {error}", file) from None
+    try:  # JSON is YAML: the YAML reader gives the lines (and names a duplicate's line)
+        _, lines = parse_yaml(text, file)
+    except SpecError as error:
+        if duplicates and "duplicate key" in error.message:
+            raise
+        lines = {}
+    if duplicates:
+        raise SpecError(f"duplicate key {duplicates[0]!r}", file)
+    return data, lines
+
+
+def read(path: str | Path) -> tuple[Any, Source]:
+    """Read a spec file into plain data and its :class:`Source`."""
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError("spec file not found", file) from None
+    except IsADirectoryError:
+        raise SpecError("is a folder, not a spec file", file) from None
+    except UnicodeDecodeError as error:
+        raise SpecError(f"not UTF-8 text (byte {error.start})", file) from None
+    except OSError as error:
+        raise SpecError(f"cannot be read: {error.strerror}", file) from None
+    if not text.strip():
+        raise SpecError("the spec file is empty", file)
+    data, lines = parse_json(text, file) if file.endswith(".json") else parse_yaml(text, file)
+    if not isinstance(data, dict):
+        kind = "a list" if isinstance(data, list) else f"a {type(data).__name__}"
+        raise SpecError(
+            f"a spec must be a mapping of keys (data, inputs, nodes, loss, train), not {kind}",
+            f"{file}:{lines.get((), 1)}",
+        )
+    return data, Source(file, lines)
+
+
+def _parse_override(item: str) -> tuple[str, Any, str]:
+    key, sep, text = item.partition("=")
+    if not sep or not key.strip():
+        raise SpecError(f"--set takes KEY=VALUE, e.g. train.epochs=10; got {item!r}")
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError as error:
+        raise SpecError(f"--set {item}: the value is not a valid YAML scalar ({error})") from None
+    return key.strip(), value, item
+
+
+def _step(container: Any, part: str, key: str, done: str) -> int | str:
+    """The key or index that ``part`` of an override path names in ``container``."""
+    if isinstance(container, dict):
+        return part
+    if isinstance(container, list):
+        if part.lstrip("-").isdigit():
+            index = int(part)
+            if not -len(container) <= index < len(container):
+                raise SpecError(f"--set {key}: {done} has no item {index}")
+            return index % len(container)
+        names = [item.get("name") for item in container if isinstance(item, dict)]
+        if part in names:
+            return names.index(part)
+        known = [str(n) for n in names if n is not None]
+        raise SpecError(f"--set {key}: {done} has no node named {part!r}{suggest(part, known)}")
+    raise SpecError(f"--set {key}: {done} is a value, not a section")
+
+
+def apply_overrides(
+    data: dict[str, Any], overrides: Mapping[str, Any] | Iterable[str], source: Source
+) -> None:
+    """Apply ``--set`` overrides (``KEY=VALUE`` strings, or a ``{key: value}`` mapping) in place."""
+    items = (
+        [(k, v, f"{k}={v}") for k, v in overrides.items()]
+        if isinstance(overrides, Mapping)
+        else [_parse_override(item) for item in overrides]
+    )
+    for key, value, origin in items:
+        parts = key.split(".")
+        container: Any = data
+        path: list[str | int] = []
+        for i, part in enumerate(parts):
+            done = format_path(path) or "the spec"
+            step = _step(container, part, key, done)
+            path.append(step)
+            if i == len(parts) - 1:
+                container[step] = value
+            else:
+                if isinstance(container, dict) and container.get(step) is None:
+                    container[step] = {}  # a section the file leaves out; validation names typos
+                container = container[step]
+        source.overrides[tuple(path)] = origin

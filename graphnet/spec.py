@@ -1,0 +1,306 @@
+"""The spec format as pydantic models, and ``load_spec``: file -> validated :class:`Spec`.
+
+Validation happens in two passes: the structure of the spec (unknown keys, types, ranges), then
+each node's, loss's, optimizer's and data source's inline options against that plugin's own
+``Options`` model. Errors carry ``file:line: spec.path``.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from graphnet import source as source_module
+from graphnet.errors import SpecError
+from graphnet.plugins import Registry, get_registry, suggest
+from graphnet.source import Source, SpecPath
+
+Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")]
+NAME_RULE = "a name starts with a letter or '_' and holds only letters, digits, '_' and '-'"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+def _as_list(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+class _Plugged(_Strict):
+    """A section naming a plugin (``type:`` or ``source:``) with that plugin's options inline."""
+
+    kind: ClassVar[str] = ""
+    key: ClassVar[str] = "type"
+    options: dict[str, Any] = Field(default_factory=dict)
+    _options_model: BaseModel | None = PrivateAttr(default=None)
+    _plugin: type[Any] | None = PrivateAttr(default=None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _collect_options(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        fixed = set(cls.model_fields) - {"options"}
+        inline = {k: v for k, v in value.items() if k not in fixed}
+        return {**{k: v for k, v in value.items() if k in fixed}, "options": inline}
+
+    @property
+    def plugin_type(self) -> str:
+        return str(getattr(self, self.key))
+
+    def resolve(self, registry: Registry, source: Source, path: SpecPath) -> None:
+        """Find the plugin and validate the inline options with its own model."""
+        cls = registry.get(self.kind, self.plugin_type, source.where((*path, self.key)))
+        setattr(self, self.key, cls.type.lower())
+        model: type[BaseModel] = cls.Options
+        known = {name for name, f in model.model_fields.items()} | {
+            f.alias for f in model.model_fields.values() if f.alias
+        }
+        for option in self.options:
+            if option not in known:
+                listing = ", ".join(sorted(known)) or "none"
+                raise SpecError(
+                    f"unknown option {option!r} for {self.kind} type {cls.type!r}"
+                    f"{suggest(str(option), known)}; its options: {listing}",
+                    source.where((*path, option)),
+                )
+        try:
+            self._options_model = model.model_validate(self.options, strict=True)
+        except ValidationError as error:
+            raise _spec_error(error, source, path) from None
+        self._plugin = cls
+
+    @property
+    def plugin(self) -> type[Any]:
+        assert self._plugin is not None, "spec not validated against plugins"
+        return self._plugin
+
+    @property
+    def options_model(self) -> BaseModel:
+        assert self._options_model is not None, "spec not validated against plugins"
+        return self._options_model
+
+    def to_dict(self) -> dict[str, Any]:
+        fixed = self.model_dump(mode="json", exclude={"options"}, exclude_none=True)
+        options = (
+            self._options_model.model_dump(mode="json") if self._options_model else self.options
+        )
+        return {**fixed, **options}
+
+
+class InputSpec(_Strict):
+    shape: list[Annotated[int, Field(ge=1)]]
+
+
+class NodeSpec(_Plugged):
+    kind: ClassVar[str] = "layer"
+    name: Name
+    type: str
+    inputs: Annotated[list[str], Field(min_length=1)]
+
+    _as_list = field_validator("inputs", mode="before")(_as_list)
+
+
+class LossSpec(_Plugged):
+    kind: ClassVar[str] = "loss"
+    type: str
+    inputs: Annotated[list[str], Field(min_length=1)]
+    weight: Annotated[float, Field(ge=0)] = 1.0
+
+    _as_list = field_validator("inputs", mode="before")(_as_list)
+
+
+class OptimizerSpec(_Plugged):
+    kind: ClassVar[str] = "optimizer"
+    type: str
+
+
+class DataSpec(_Plugged):
+    kind: ClassVar[str] = "data source"
+    key: ClassVar[str] = "source"
+    source: str
+    validation: Annotated[float, Field(ge=0, lt=1)] = 0.0
+
+
+class TrainSpec(_Strict):
+    epochs: Annotated[int, Field(ge=0)] = 1
+    batch_size: Annotated[int, Field(ge=1)] | None = None
+    shuffle: bool = True
+    optimizer: OptimizerSpec = Field(default_factory=lambda: OptimizerSpec(type="sgd"))
+    metrics: list[str] = Field(default_factory=list)
+    checkpoint_every: Annotated[float, Field(ge=0)] = 30.0
+
+
+class Spec(_Strict):
+    """A validated spec: the network, its data, its losses and how to train it."""
+
+    name: str | None = None
+    seed: Annotated[int, Field(ge=0)] = 0
+    dtype: Literal["float64", "float32"] = "float64"
+    data: DataSpec | None = None
+    inputs: Annotated[dict[Name, InputSpec], Field(min_length=1)]
+    nodes: Annotated[list[NodeSpec], Field(min_length=1)]
+    loss: Annotated[list[LossSpec], Field(min_length=1)]
+    outputs: list[str] | None = None
+    train: TrainSpec = Field(default_factory=TrainSpec)
+
+    _source: Source = PrivateAttr(default_factory=lambda: Source("<spec>"))
+    _registry: Registry | None = PrivateAttr(default=None)
+    _graph: Any = PrivateAttr(default=None)
+
+    _as_list = field_validator("outputs", mode="before")(_as_list)
+
+    @field_validator("loss", mode="before")
+    @classmethod
+    def _loss_as_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, dict) else value
+
+    @property
+    def source(self) -> Source:
+        return self._source
+
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:
+            self._registry = get_registry()
+        return self._registry
+
+    @property
+    def base_dir(self) -> Path:
+        """The folder relative data paths are read from: the spec file's."""
+        return Path(self._source.file).resolve().parent
+
+    def where(self, path: SpecPath = ()) -> str:
+        """``file:line: spec.path`` for a path inside this spec."""
+        return self._source.where(path)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved spec as plain data (defaults filled, options inline), as saved in a run."""
+        out: dict[str, Any] = {"name": self.name, "seed": self.seed, "dtype": self.dtype}
+        if self.data is not None:
+            out["data"] = self.data.to_dict()
+        out["inputs"] = {k: v.model_dump() for k, v in self.inputs.items()}
+        out["nodes"] = [node.to_dict() for node in self.nodes]
+        out["loss"] = [loss.to_dict() for loss in self.loss]
+        if self.outputs is not None:
+            out["outputs"] = list(self.outputs)
+        train = self.train.model_dump(mode="json", exclude={"optimizer"})
+        out["train"] = {**train, "optimizer": self.train.optimizer.to_dict()}
+        return out
+
+
+def _unwrap(annotation: Any) -> Any:
+    """``Annotated[X, ...]`` -> X; ``X | None`` -> X."""
+    while True:
+        origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+        if origin is Annotated:
+            annotation = args[0]
+        elif origin in (typing.Union, types.UnionType):
+            annotation = next((a for a in args if a is not type(None)), None)
+        else:
+            return annotation
+
+
+def _fields_at(loc: Sequence[str | int]) -> list[str]:
+    """The keys allowed in the spec section at ``loc``, for did-you-mean suggestions."""
+    annotation: Any = Spec
+    for part in loc:
+        annotation = _unwrap(annotation)
+        origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = annotation.model_fields.get(str(part))
+            if field is None:
+                return []
+            annotation = field.annotation
+        elif origin in (list, dict):
+            annotation = args[-1]
+        else:
+            return []
+    annotation = _unwrap(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [k for k in annotation.model_fields if k != "options"]
+    return []
+
+
+def _describe(error: Mapping[str, Any]) -> tuple[tuple[str | int, ...], str]:
+    loc = tuple(part for part in error["loc"] if isinstance(part, int | str))
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        key = loc[-1]
+        return loc, f"unknown key {key!r}{suggest(str(key), _fields_at(loc[:-1]))}"
+    if kind == "missing":
+        return loc[:-1], f"missing required key {loc[-1]!r}"
+    if kind == "string_pattern_mismatch":
+        return loc, f"{error['input']!r} is not a valid name: {NAME_RULE}"
+    message = str(error["msg"])
+    message = message[0].lower() + message[1:]
+    return loc, f"{message}, got {error['input']!r}"
+
+
+def _spec_error(error: ValidationError, source: Source, prefix: SpecPath = ()) -> SpecError:
+    described = [_describe(e) for e in error.errors()]
+    lines = [f"{source.where((*prefix, *loc))}: {message}" for loc, message in described]
+    first_loc, first_message = described[0]
+    if len(lines) == 1:
+        return SpecError(first_message, source.where((*prefix, *first_loc)))
+    return SpecError("\n".join(lines))
+
+
+def validate(data: dict[str, Any], source: Source, registry: Registry) -> Spec:
+    """Validate plain spec data: structure first, then every plugin's own options."""
+    try:
+        spec = Spec.model_validate(data)
+    except ValidationError as error:
+        raise _spec_error(error, source) from None
+    spec._source = source
+    spec._registry = registry
+    if spec.name is None:
+        spec.name = Path(source.file).stem
+    sections: list[tuple[_Plugged, SpecPath]] = [
+        (n, ("nodes", i)) for i, n in enumerate(spec.nodes)
+    ]
+    sections += [(loss, ("loss", i)) for i, loss in enumerate(spec.loss)]
+    sections.append((spec.train.optimizer, ("train", "optimizer")))
+    if spec.data is not None:
+        sections.append((spec.data, ("data",)))
+    for section, path in sections:
+        section.resolve(registry, source, path)
+    for i, metric in enumerate(spec.train.metrics):
+        cls = registry.get("metric", metric, source.where(("train", "metrics", i)))
+        spec.train.metrics[i] = cls.type.lower()
+    return spec
+
+
+def load_spec(
+    path: str | Path,
+    overrides: Mapping[str, Any] | Iterable[str] | None = None,
+    plugins: Sequence[str] = (),
+) -> Spec:
+    """Read, override, validate and check the graph of the spec at ``path``.
+
+    ``overrides`` are ``--set`` values: ``{"train.epochs": 3}`` or ``["train.epochs=3"]``.
+    ``plugins`` are extra plugin modules or files, as ``--plugin``.
+    """
+    from graphnet.graph import build_graph
+
+    data, source = source_module.read(path)
+    if overrides:
+        source_module.apply_overrides(data, overrides, source)
+    spec = validate(data, source, get_registry(plugins))
+    spec._graph = build_graph(spec)
+    return spec

@@ -1,0 +1,367 @@
+"""Training: data, mini-batches, the optimizer, validation, metrics and the run folder.
+
+Randomness comes from one seed split into independent streams (data, validation split, init,
+training), so changing the data size does not change the initial weights. The training stream
+(shuffling, dropout) is saved in every checkpoint, so a resumed run continues bit for bit.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from graphnet.base import Array, Metric, Optimizer
+from graphnet.errors import DataError, GraphnetError, SpecError, TrainingError
+from graphnet.executor import Network
+from graphnet.graph import build_graph
+from graphnet.runfolder import RunFolder, default_folder
+from graphnet.spec import Spec, load_spec
+
+STREAMS = ("data", "split", "init", "train")
+
+
+def streams(seed: int) -> dict[str, np.random.Generator]:
+    """Independent generators for data, validation split, initialisation and training."""
+    children = np.random.SeedSequence(seed).spawn(len(STREAMS))
+    return {
+        name: np.random.default_rng(child) for name, child in zip(STREAMS, children, strict=True)
+    }
+
+
+def build(spec: Spec) -> Network:
+    """The network of a validated spec, with freshly initialised parameters."""
+    graph = spec._graph if spec._graph is not None else build_graph(spec)
+    return Network(graph, streams(spec.seed)["init"])
+
+
+def load_data(spec: Spec, rng: np.random.Generator) -> dict[str, Array]:
+    """The spec's data set, checked against its inputs and cast to its dtype."""
+    where = spec.where(("data",))
+    if spec.data is None:
+        raise SpecError("the spec has no `data:` section; training needs one", spec.where())
+    source = spec.data.plugin(spec.data.options_model)
+    try:
+        arrays = source.load(spec.base_dir, rng)
+    except GraphnetError as error:
+        error.where = error.where or where
+        raise
+    except Exception as error:
+        raise DataError(
+            f"data source {spec.data.source!r} failed: {type(error).__name__}: {error}", where
+        ) from None
+    dtype = np.dtype(spec.dtype)
+    out: dict[str, Array] = {}
+    count: tuple[str, int] | None = None
+    for name, input_spec in spec.inputs.items():
+        if name not in arrays:
+            given = ", ".join(sorted(arrays)) or "nothing"
+            raise DataError(f"the data has no array for input {name!r} (it gives: {given})", where)
+        raw = np.asarray(arrays[name])
+        if not (np.issubdtype(raw.dtype, np.number) or raw.dtype == bool) or np.iscomplexobj(raw):
+            raise DataError(f"input {name!r}: the data is {raw.dtype}, not real numbers", where)
+        shape = tuple(input_spec.shape)
+        if raw.ndim != len(shape) + 1 or raw.shape[1:] != shape:
+            raise DataError(
+                f"input {name!r}: per-sample shape {list(raw.shape[1:])} in the data "
+                f"(array {list(raw.shape)}), the spec says {list(shape)}",
+                where,
+            )
+        array = np.ascontiguousarray(raw, dtype=dtype)
+        bad = np.flatnonzero(~np.isfinite(array.reshape(len(array), -1)).all(axis=1))
+        if bad.size:
+            raise DataError(f"input {name!r}: sample {int(bad[0])} holds NaN or Inf", where)
+        if count is not None and len(array) != count[1]:
+            raise DataError(
+                f"input {name!r} has {len(array)} samples, input {count[0]!r} has {count[1]}", where
+            )
+        count = (name, len(array))
+        out[name] = array
+    if count is None or count[1] == 0:
+        raise DataError("the data set is empty", where)
+    return out
+
+
+def split(
+    arrays: dict[str, Array], fraction: float, rng: np.random.Generator
+) -> tuple[dict[str, Array], dict[str, Array]]:
+    """Hold out ``fraction`` of the samples, chosen at random, for validation."""
+    n = len(next(iter(arrays.values())))
+    if fraction <= 0:
+        return arrays, {}
+    n_val = max(1, round(n * fraction))
+    if n_val >= n:
+        raise DataError(f"data.validation {fraction} of {n} samples leaves none to train on")
+    order = rng.permutation(n)
+    val, train = np.sort(order[:n_val]), np.sort(order[n_val:])
+    return {k: v[train] for k, v in arrays.items()}, {k: v[val] for k, v in arrays.items()}
+
+
+class History(list[dict[str, Any]]):
+    """One record per epoch (the columns of ``metrics.csv``); ``run_dir`` is the run folder."""
+
+    run_dir: Path
+
+
+@dataclass
+class _MetricUse:
+    column: str
+    metric: Metric
+    slots: tuple[int, int]
+
+
+class Reporter:
+    """What a run tells as it goes; the command line prints it, the Python API keeps quiet."""
+
+    def start(self, run_dir: Path, info: Mapping[str, Any]) -> None:
+        """Training is about to begin (``info``: epochs, first epoch, samples, parameters)."""
+
+    def epoch(self, record: Mapping[str, Any]) -> None:
+        """One epoch is done."""
+
+
+class _Trainer:
+    def __init__(
+        self,
+        spec: Spec,
+        network: Network,
+        data: dict[str, Array],
+        rngs: dict[str, np.random.Generator],
+    ):
+        self.spec = spec
+        self.network = network
+        self.train_rng = rngs["train"]
+        network.set_rng(self.train_rng)
+        self.train_data, self.val_data = split(
+            data, spec.data.validation if spec.data else 0.0, rngs["split"]
+        )
+        self.n_train = len(next(iter(self.train_data.values())))
+        optimizer_spec = spec.train.optimizer
+        self.optimizer: Optimizer = optimizer_spec.plugin(optimizer_spec.options_model)
+        self.state = self._init_state()
+        self.metrics = self._metrics()
+        self.columns = ["epoch", "loss"] + (["val_loss"] if self.val_data else [])
+        for use in self.metrics:
+            self.columns += [use.column] + ([f"val_{use.column}"] if self.val_data else [])
+        self.columns.append("seconds")
+
+    def _init_state(self) -> dict[str, Array]:
+        try:
+            return dict(self.optimizer.init_state(self.network.params))
+        except Exception as error:
+            raise TrainingError(
+                f"optimizer {self.spec.train.optimizer.type!r}: init_state failed: {error}"
+            ) from None
+
+    def _metrics(self) -> list[_MetricUse]:
+        uses = []
+        for name in self.spec.train.metrics:
+            cls = self.spec.registry.get("metric", name)
+            for loss in self.network.graph.losses:
+                column = name if len(self.network.graph.losses) == 1 else f"{loss.inputs[0]}_{name}"
+                slots = (self.network.slots[loss.inputs[0]], self.network.slots[loss.inputs[-1]])
+                uses.append(_MetricUse(column, cls(), slots))
+        return uses
+
+    def _values(self, arrays: Mapping[str, Array], index: Any) -> list[Any]:
+        values: list[Any] = [None] * len(self.network.slots)
+        for name, array in arrays.items():
+            values[self.network.slots[name]] = array[index]
+        return values
+
+    # -- checkpoints -------------------------------------------------------------------------
+
+    def snapshot(self, epoch: int) -> dict[str, Any]:
+        arrays: dict[str, Any] = {f"param/{k}": v.copy() for k, v in self.network.params.items()}
+        arrays.update({f"state/{k}": np.array(v, copy=True) for k, v in self.state.items()})
+        arrays["epoch"] = np.array(epoch)
+        arrays["rng"] = np.array(json.dumps(self.train_rng.bit_generator.state))
+        return arrays
+
+    def restore(self, arrays: Mapping[str, Any], where: str) -> int:
+        params = {k[len("param/") :]: v for k, v in arrays.items() if k.startswith("param/")}
+        self.network.load_weights(params)
+        for key, target in self.state.items():
+            saved = arrays.get(f"state/{key}")
+            if saved is None or np.shape(saved) != np.shape(target):
+                raise DataError(f"optimizer state {key!r} missing or of the wrong shape", where)
+            self.state[key] = np.array(saved, dtype=np.asarray(target).dtype)
+        try:
+            self.train_rng.bit_generator.state = json.loads(str(arrays["rng"]))
+            return int(arrays["epoch"])
+        except (KeyError, ValueError, TypeError) as error:
+            raise DataError(f"checkpoint is damaged: {error}", where) from None
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def run_epoch(self, epoch: int) -> dict[str, Any]:
+        started = time.perf_counter()
+        batch_size = self.spec.train.batch_size or self.n_train
+        shuffle = self.spec.train.shuffle and batch_size < self.n_train
+        order = self.train_rng.permutation(self.n_train) if shuffle else None
+        total = 0.0
+        sums = [0.0] * len(self.metrics)
+        for batch, start in enumerate(range(0, self.n_train, batch_size)):
+            index = (
+                slice(start, start + batch_size)
+                if order is None
+                else order[start : start + batch_size]
+            )
+            values = self._values(self.train_data, index)
+            result = self.network.train_step(values)
+            size = len(values[self.network.slots[next(iter(self.train_data))]])
+            if not math.isfinite(result.total):
+                raise self.diverged(epoch, batch + 1, result.total, values)
+            try:
+                self.optimizer.step(self.network.params, result.grads, self.state)
+            except Exception as error:
+                raise TrainingError(
+                    f"optimizer {self.spec.train.optimizer.type!r}: step failed: {error}"
+                ) from error
+            total += result.total * size
+            for i, use in enumerate(self.metrics):
+                sums[i] += use.metric.compute(values[use.slots[0]], values[use.slots[1]]) * size
+        record: dict[str, Any] = {"epoch": epoch, "loss": total / self.n_train}
+        if self.val_data:
+            record.update(self.evaluate(batch_size))
+        for i, use in enumerate(self.metrics):
+            record[use.column] = sums[i] / self.n_train
+        record["seconds"] = time.perf_counter() - started
+        return {c: record[c] for c in self.columns}
+
+    def evaluate(self, batch_size: int) -> dict[str, float]:
+        n = len(next(iter(self.val_data.values())))
+        total = 0.0
+        sums = [0.0] * len(self.metrics)
+        for start in range(0, n, batch_size):
+            values = self._values(self.val_data, slice(start, start + batch_size))
+            size = len(values[self.network.slots[next(iter(self.val_data))]])
+            loss, _, _ = self.network.losses(values, training=False)
+            total += loss * size
+            for i, use in enumerate(self.metrics):
+                sums[i] += use.metric.compute(values[use.slots[0]], values[use.slots[1]]) * size
+        out = {"val_loss": total / n}
+        out.update({f"val_{use.column}": sums[i] / n for i, use in enumerate(self.metrics)})
+        return out
+
+    def diverged(self, epoch: int, batch: int, loss: float, values: list[Any]) -> TrainingError:
+        node = self.network.first_non_finite(values)
+        culprit = f"; the first node whose output is not finite is {node!r}" if node else ""
+        return TrainingError(
+            f"the loss became {loss} in epoch {epoch}, batch {batch}{culprit}. "
+            "Training diverged: lower train.optimizer.lr, or check the data's scale"
+        )
+
+
+def _differences(saved: Any, current: Any, path: str = "") -> list[str]:
+    if isinstance(saved, dict) and isinstance(current, dict):
+        out = []
+        for key in dict.fromkeys([*saved, *current]):
+            sub = f"{path}.{key}" if path else str(key)
+            if sub == "train.epochs":
+                continue
+            if key not in saved or key not in current:
+                out.append(f"{sub} is {'new' if key not in saved else 'gone'}")
+            else:
+                out += _differences(saved[key], current[key], sub)
+        return out
+    if isinstance(saved, list) and isinstance(current, list) and len(saved) == len(current):
+        return [
+            d
+            for i, (a, b) in enumerate(zip(saved, current, strict=True))
+            for d in _differences(a, b, f"{path}[{i}]")
+        ]
+    return [] if saved == current else [f"{path}: {saved!r} in the run, {current!r} now"]
+
+
+def train(
+    spec: Spec | str | Path,
+    out_dir: str | Path | None = None,
+    weights: str | Path | Mapping[str, Any] | None = None,
+    *,
+    resume: bool = False,
+    reporter: Reporter | None = None,
+) -> History:
+    """Train as ``graphnet run`` does: write the run folder and return one record per epoch."""
+    if not isinstance(spec, Spec):
+        spec = load_spec(spec)
+    reporter = reporter or Reporter()
+    rngs = streams(spec.seed)
+    network = build(spec)
+    trainer = _Trainer(spec, network, load_data(spec, rngs["data"]), rngs)
+    if weights is not None:
+        if resume:
+            raise SpecError(
+                "--weights and --resume do not go together: a resumed run starts from its checkpoint"
+            )
+        network.load_weights(weights)
+
+    assert spec.name is not None
+    folder = RunFolder(out_dir if out_dir is not None else default_folder(spec.name, resume))
+    first_epoch = 1
+    resolved = spec.to_dict()
+    saved_spec = folder.read_spec() if resume and folder.holds_run() else None
+    if saved_spec is not None:
+        changed = _differences(saved_spec, resolved)
+        if changed:
+            raise SpecError(
+                "--resume: the spec differs from the run's in "
+                + "; ".join(changed)
+                + " (only train.epochs may change)",
+                str(folder.file("spec.yaml")),
+            )
+        checkpoint = folder.read_checkpoint()
+        if checkpoint is not None:
+            first_epoch = trainer.restore(checkpoint, str(folder.file("checkpoint.npz"))) + 1
+        folder.truncate_metrics(trainer.columns, first_epoch - 1)
+    folder.prepare(resume)
+    folder.write_spec(resolved)
+
+    history = History(folder.read_metrics() if first_epoch > 1 else [])
+    history.run_dir = folder.path
+    epochs = spec.train.epochs
+    reporter.start(
+        folder.path,
+        {
+            "epochs": epochs,
+            "first_epoch": first_epoch,
+            "samples": trainer.n_train,
+            "validation": len(next(iter(trainer.val_data.values()))) if trainer.val_data else 0,
+            "parameters": sum(p.size for p in network.params.values()),
+        },
+    )
+    pending: list[dict[str, Any]] = []
+    last_write = time.monotonic()
+    saved_epoch = first_epoch - 1  # the epoch whose state checkpoint.npz holds (0: none yet)
+    snapshot: dict[str, Any] | None = None
+    try:
+        for epoch in range(first_epoch, epochs + 1):
+            # the state after the last finite epoch, unless checkpoint.npz holds it already
+            snapshot = trainer.snapshot(epoch - 1) if saved_epoch != epoch - 1 else None
+            record = trainer.run_epoch(epoch)
+            history.append(record)
+            pending.append(record)
+            reporter.epoch(record)
+            if epoch == epochs or time.monotonic() - last_write >= spec.train.checkpoint_every:
+                folder.write_checkpoint(trainer.snapshot(epoch))
+                folder.append_metrics(trainer.columns, pending)
+                pending.clear()
+                saved_epoch, last_write = epoch, time.monotonic()
+    except TrainingError:
+        folder.append_metrics(trainer.columns, pending)
+        if snapshot is not None and int(snapshot["epoch"]) >= 1:
+            folder.write_checkpoint(snapshot)
+        last = folder.read_checkpoint()
+        if last is not None:
+            folder.write_weights(
+                {k[len("param/") :]: v for k, v in last.items() if k.startswith("param/")}
+            )
+        raise
+    folder.write_weights(network.params)
+    return history
