@@ -7,7 +7,6 @@ This is the one place where a :class:`GraphnetError` becomes a message and an ex
 from __future__ import annotations
 
 import math
-import sys
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -250,8 +249,3 @@ def plugins_command() -> None:
         for name, entry in sorted(registry.entries(kind).items()):
             rows.append([kind, name, entry.package, entry.cls.summary()])
     click.echo(_table(rows))
-
-
-def main() -> None:  # pragma: no cover - console entry point
-    cli(prog_name="graphnet")
-    sys.exit(0)

@@ -27,6 +27,18 @@ CHECKPOINT = "checkpoint.npz"
 METRICS = "metrics.csv"
 
 
+class _SpecDumper(yaml.SafeDumper):
+    """Safe YAML with short lists of plain values on one line: ``inputs: [x]``."""
+
+
+def _represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
+    flat = all(isinstance(item, str | int | float | bool) or item is None for item in data)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flat)
+
+
+_SpecDumper.add_representer(list, _represent_list)
+
+
 def read_npz(path: str | Path, what: str) -> dict[str, np.ndarray]:
     """Every array of an NPZ file, loaded without pickle; errors name the file."""
     try:
@@ -120,7 +132,8 @@ class RunFolder:
             ) from None
 
     def write_spec(self, spec: Mapping[str, Any]) -> None:
-        self.write(SPEC, yaml.safe_dump(dict(spec), sort_keys=False).encode())
+        text = yaml.dump(dict(spec), Dumper=_SpecDumper, sort_keys=False, allow_unicode=True)
+        self.write(SPEC, text.encode())
 
     def read_spec(self) -> dict[str, Any] | None:
         path = self.file(SPEC)

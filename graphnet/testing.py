@@ -1,0 +1,227 @@
+"""Checks a plugin author runs in their own test suite: ``check_layer`` and ``check_loss``.
+
+Both check a plugin the way the engine will use it: the output shape against ``output_shape``
+(or ``check_shapes``), gradients of every input and parameter against central finite
+differences in float64, the dtype kept in float32, no input, parameter or incoming gradient
+mutated, and a deterministic forward pass. A failure raises ``AssertionError`` naming the input
+or parameter, the index and both values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from graphnet.base import Array, Layer, Loss
+
+EPS = 1e-6
+RTOL = 1e-5
+ATOL = 1e-7
+MAX_ELEMENTS = 64  # elements checked per array; larger arrays are sampled
+
+
+def _indices(shape: tuple[int, ...], rng: np.random.Generator) -> list[tuple[int, ...]]:
+    everything = list(np.ndindex(*shape))
+    if len(everything) <= MAX_ELEMENTS:
+        return everything
+    chosen = rng.choice(len(everything), MAX_ELEMENTS, replace=False)
+    return [everything[i] for i in sorted(chosen)]
+
+
+def _compare(
+    what: str, analytic: Array, f: Callable[[], float], array: Array, rng: np.random.Generator
+) -> float:
+    """Central differences of ``f`` over elements of ``array`` against ``analytic``."""
+    worst = 0.0
+    for index in _indices(array.shape, rng):
+        saved = array[index]
+        array[index] = saved + EPS
+        up = f()
+        array[index] = saved - EPS
+        down = f()
+        array[index] = saved
+        numeric = (up - down) / (2 * EPS)
+        given = float(analytic[index])
+        error = abs(given - numeric)
+        scale = max(abs(given), abs(numeric))
+        if error > ATOL + RTOL * scale:
+            raise AssertionError(
+                f"gradient of {what} at index {index}: backward gives {given!r}, "
+                f"finite differences give {numeric!r} (absolute error {error:.3g})"
+            )
+        worst = max(worst, error / max(scale, 1e-12))
+    return worst
+
+
+def _same(what: str, before: Array, after: Array) -> None:
+    if not np.array_equal(before, after, equal_nan=True):
+        raise AssertionError(
+            f"{what} was modified in place; plugins must not mutate their arguments"
+        )
+
+
+def _dtype(what: str, array: Any, dtype: np.dtype[Any]) -> None:
+    if getattr(array, "dtype", None) != dtype:
+        raise AssertionError(
+            f"{what} is {getattr(array, 'dtype', type(array).__name__)}, expected {dtype}"
+        )
+
+
+def check_layer(
+    layer_class: type[Layer],
+    options: Mapping[str, Any] | None,
+    input_shapes: Sequence[Sequence[int]],
+    *,
+    batch: int = 3,
+    inputs: Sequence[Array] | None = None,
+    seed: int = 0,
+) -> float:
+    """Check a layer's shapes, gradients, dtypes and purity; return the worst relative error.
+
+    ``input_shapes`` are per-sample shapes; ``inputs`` (with the batch axis) replace the random
+    standard-normal inputs where a layer needs particular values.
+    """
+    rng = np.random.default_rng(seed)
+    shapes = [tuple(int(d) for d in s) for s in input_shapes]
+    layer = layer_class(options or {})
+    name = layer_class.type or layer_class.__name__
+    expected = tuple(int(d) for d in layer.output_shape(shapes))
+    xs = (
+        [np.array(x, dtype=np.float64) for x in inputs]
+        if inputs is not None
+        else [rng.standard_normal((batch, *s)) for s in shapes]
+    )
+    params = {k: np.array(v, dtype=np.float64) for k, v in layer.init_params(shapes, rng).items()}
+    params = {k: v + 0.1 * rng.standard_normal(v.shape) for k, v in params.items()}
+
+    def forward(training: bool = True) -> tuple[Array, Any]:
+        layer.rng = np.random.default_rng(seed + 1)  # the same dropout mask on every call
+        return layer.forward(params, xs, training)
+
+    out, cache = forward()
+    if out.shape != (len(xs[0]), *expected):
+        raise AssertionError(
+            f"{name}: forward gives shape {list(out.shape)}, output_shape says {list(expected)} (plus the batch axis)"
+        )
+    _dtype(f"{name}: forward output", out, np.dtype(np.float64))
+    again, _ = forward()
+    if not np.array_equal(out, again, equal_nan=True):
+        raise AssertionError(f"{name}: two forward passes on the same inputs differ")
+    grad = rng.standard_normal(out.shape)
+    copies = [x.copy() for x in xs], {k: v.copy() for k, v in params.items()}, grad.copy()
+    in_grads, p_grads = layer.backward(params, cache, grad)
+    for i, x in enumerate(xs):
+        _same(f"{name}: input {i}", copies[0][i], x)
+    for k, v in params.items():
+        _same(f"{name}: parameter {k!r}", copies[1][k], v)
+    _same(f"{name}: the gradient passed to backward", copies[2], grad)
+    if len(in_grads) != len(xs):
+        raise AssertionError(
+            f"{name}: backward returns {len(in_grads)} input gradients for {len(xs)} inputs"
+        )
+    if set(p_grads) != set(params):
+        raise AssertionError(
+            f"{name}: backward returns gradients for {sorted(p_grads)}, the parameters are {sorted(params)}"
+        )
+
+    def objective() -> float:
+        return float(np.sum(forward()[0] * grad))
+
+    worst = 0.0
+    for i, (x, g) in enumerate(zip(xs, in_grads, strict=True)):
+        if g is None:
+            continue
+        _shape(f"{name}: gradient of input {i}", g, x)
+        worst = max(worst, _compare(f"{name} input {i}", np.asarray(g), objective, x, rng))
+    for k, v in params.items():
+        _shape(f"{name}: gradient of parameter {k!r}", p_grads[k], v)
+        worst = max(
+            worst, _compare(f"{name} parameter {k!r}", np.asarray(p_grads[k]), objective, v, rng)
+        )
+    _check_float32_layer(layer, name, xs, params, grad, seed)
+    return worst
+
+
+def _shape(what: str, g: Any, like: Array) -> None:
+    if getattr(g, "shape", None) != like.shape:
+        raise AssertionError(
+            f"{what} has shape {list(getattr(g, 'shape', ()))}, expected {list(like.shape)}"
+        )
+
+
+def _check_float32_layer(
+    layer: Layer, name: str, xs: list[Array], params: dict[str, Array], grad: Array, seed: int
+) -> None:
+    f32 = np.dtype(np.float32)
+    xs32 = [x.astype(f32) for x in xs]
+    params32 = {k: v.astype(f32) for k, v in params.items()}
+    layer.rng = np.random.default_rng(seed + 1)
+    out, cache = layer.forward(params32, xs32, True)
+    _dtype(f"{name}: float32 forward output", out, f32)
+    in_grads, p_grads = layer.backward(params32, cache, grad.astype(f32))
+    for i, g in enumerate(in_grads):
+        if g is not None:
+            _dtype(f"{name}: float32 gradient of input {i}", g, f32)
+    for k, g in p_grads.items():
+        _dtype(f"{name}: float32 gradient of parameter {k!r}", g, f32)
+
+
+def check_loss(
+    loss_class: type[Loss],
+    options: Mapping[str, Any] | None,
+    input_shapes: Sequence[Sequence[int]],
+    *,
+    batch: int = 3,
+    inputs: Sequence[Array] | None = None,
+    seed: int = 0,
+) -> float:
+    """Check a loss's gradients, dtypes and purity; return the worst relative error.
+
+    ``inputs`` replace the random inputs (class-id labels, say); an input whose gradient
+    ``backward`` gives as ``None`` is not differentiated.
+    """
+    rng = np.random.default_rng(seed)
+    shapes = [tuple(int(d) for d in s) for s in input_shapes]
+    loss = loss_class(options or {})
+    name = loss_class.type or loss_class.__name__
+    loss.check_shapes(shapes)
+    xs = (
+        [np.array(x, dtype=np.float64) for x in inputs]
+        if inputs is not None
+        else [rng.standard_normal((batch, *s)) for s in shapes]
+    )
+    value, cache = loss.forward(xs)
+    if np.ndim(value) != 0:
+        raise AssertionError(
+            f"{name}: forward gives a value of shape {list(np.shape(value))}, expected a scalar"
+        )
+    again, _ = loss.forward(xs)
+    if float(value) != float(again):
+        raise AssertionError(f"{name}: two forward passes on the same inputs differ")
+    copies = [x.copy() for x in xs]
+    grads = list(loss.backward(cache))
+    for i, x in enumerate(xs):
+        _same(f"{name}: input {i}", copies[i], x)
+    if len(grads) != len(xs):
+        raise AssertionError(
+            f"{name}: backward returns {len(grads)} gradients for {len(xs)} inputs"
+        )
+
+    def objective() -> float:
+        return float(loss.forward(xs)[0])
+
+    worst = 0.0
+    for i, (x, g) in enumerate(zip(xs, grads, strict=True)):
+        if g is None:
+            continue
+        _shape(f"{name}: gradient of input {i}", g, x)
+        worst = max(worst, _compare(f"{name} input {i}", np.asarray(g), objective, x, rng))
+    f32 = np.dtype(np.float32)
+    value32, cache32 = loss.forward([x.astype(f32) for x in xs])
+    _dtype(f"{name}: float32 loss value", np.asarray(value32), f32)
+    for i, g in enumerate(loss.backward(cache32)):
+        if g is not None:
+            _dtype(f"{name}: float32 gradient of input {i}", g, f32)
+    return worst
