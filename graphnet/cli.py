@@ -237,6 +237,44 @@ def summary(spec: Path, overrides: Sequence[str]) -> None:
     click.echo(f"total: {len(graph.nodes)} nodes, {total:,} parameters ({loaded.dtype})")
 
 
+@cli.command()
+@click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a spec value first."
+)
+@click.option(
+    "--samples",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Samples of the data to check on.",
+)
+@common_options
+def gradcheck(spec: Path, overrides: Sequence[str], samples: int) -> None:
+    """Check every node's gradients against finite differences, on a few samples of SPEC's data."""
+    from graphnet.errors import TrainingError
+    from graphnet.spec import load_spec
+    from graphnet.testing import check_network
+    from graphnet.train import build, load_data, streams
+
+    loaded = load_spec(spec, [*overrides, "dtype=float64"], plugins=_plugins())
+    data = load_data(loaded, streams(loaded.seed)["data"])
+    batch = {name: array[:samples] for name, array in data.items()}
+    results = check_network(build(loaded), batch, seed=loaded.seed)
+    rows = [["node", "type", "max relative error", ""]]
+    failed = [(name, kind, r) for name, kind, r in results if isinstance(r, AssertionError)]
+    for name, kind, result in results:
+        if isinstance(result, AssertionError):
+            rows.append([name, kind, "-", "FAILED"])
+        else:
+            rows.append([name, kind, f"{result:.2e}", "ok"])
+    click.echo(_table(rows))
+    if failed:
+        name, kind, error = failed[0]
+        raise TrainingError(f"gradient check failed at {name!r} ({kind}): {error}")
+    click.echo(f"ok: the gradients of {len(results)} nodes and losses match finite differences")
+
+
 @cli.command(name="plugins")
 @common_options
 def plugins_command() -> None:

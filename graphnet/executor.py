@@ -291,6 +291,7 @@ class Network:
                 f"{'; '.join(parts)} (the network's parameters are {', '.join(self.params) or 'none'})",
                 where,
             )
+        checked: dict[str, Array] = {}  # check every array before changing any parameter
         for key, target in self.params.items():
             array = np.asarray(arrays[key])
             if array.shape != target.shape:
@@ -302,7 +303,9 @@ class Network:
                 raise DataError(f"{key}: {array.dtype} array, expected real numbers", where)
             if not np.isfinite(array).all():
                 raise DataError(f"{key}: holds NaN or Inf", where)
-            np.copyto(target, array, casting="unsafe")
+            checked[key] = array
+        for key, array in checked.items():
+            np.copyto(self.params[key], array, casting="unsafe")
 
     def weights(self) -> dict[str, Array]:
         """A copy of the parameters, keyed ``<node>/<param>``."""

@@ -86,7 +86,6 @@ def check_layer(
     rng = np.random.default_rng(seed)
     shapes = [tuple(int(d) for d in s) for s in input_shapes]
     layer = layer_class(options or {})
-    name = layer_class.type or layer_class.__name__
     expected = tuple(int(d) for d in layer.output_shape(shapes))
     xs = (
         [np.array(x, dtype=np.float64) for x in inputs]
@@ -95,6 +94,25 @@ def check_layer(
     )
     params = {k: np.array(v, dtype=np.float64) for k, v in layer.init_params(shapes, rng).items()}
     params = {k: v + 0.1 * rng.standard_normal(v.shape) for k, v in params.items()}
+    name = layer_class.type or layer_class.__name__
+    worst = check_layer_on(layer, xs, params, expected, name=name, seed=seed)
+    _check_float32_layer(layer, name, xs, params, seed)
+    return worst
+
+
+def check_layer_on(
+    layer: Layer,
+    xs: Sequence[Array],
+    params: Mapping[str, Array],
+    expected: Sequence[int],
+    *,
+    name: str,
+    seed: int = 0,
+) -> float:
+    """The checks of :func:`check_layer` on given float64 inputs and parameters."""
+    rng = np.random.default_rng(seed + 2)
+    xs = list(xs)
+    params = dict(params)
 
     def forward(training: bool = True) -> tuple[Array, Any]:
         layer.rng = np.random.default_rng(seed + 1)  # the same dropout mask on every call
@@ -140,7 +158,6 @@ def check_layer(
         worst = max(
             worst, _compare(f"{name} parameter {k!r}", np.asarray(p_grads[k]), objective, v, rng)
         )
-    _check_float32_layer(layer, name, xs, params, grad, seed)
     return worst
 
 
@@ -152,7 +169,7 @@ def _shape(what: str, g: Any, like: Array) -> None:
 
 
 def _check_float32_layer(
-    layer: Layer, name: str, xs: list[Array], params: dict[str, Array], grad: Array, seed: int
+    layer: Layer, name: str, xs: list[Array], params: dict[str, Array], seed: int
 ) -> None:
     f32 = np.dtype(np.float32)
     xs32 = [x.astype(f32) for x in xs]
@@ -160,7 +177,7 @@ def _check_float32_layer(
     layer.rng = np.random.default_rng(seed + 1)
     out, cache = layer.forward(params32, xs32, True)
     _dtype(f"{name}: float32 forward output", out, f32)
-    in_grads, p_grads = layer.backward(params32, cache, grad.astype(f32))
+    in_grads, p_grads = layer.backward(params32, cache, np.ones_like(out))
     for i, g in enumerate(in_grads):
         if g is not None:
             _dtype(f"{name}: float32 gradient of input {i}", g, f32)
@@ -185,13 +202,27 @@ def check_loss(
     rng = np.random.default_rng(seed)
     shapes = [tuple(int(d) for d in s) for s in input_shapes]
     loss = loss_class(options or {})
-    name = loss_class.type or loss_class.__name__
     loss.check_shapes(shapes)
     xs = (
         [np.array(x, dtype=np.float64) for x in inputs]
         if inputs is not None
         else [rng.standard_normal((batch, *s)) for s in shapes]
     )
+    name = loss_class.type or loss_class.__name__
+    worst = check_loss_on(loss, xs, name=name, seed=seed)
+    f32 = np.dtype(np.float32)
+    value32, cache32 = loss.forward([x.astype(f32) for x in xs])
+    _dtype(f"{name}: float32 loss value", np.asarray(value32), f32)
+    for i, g in enumerate(loss.backward(cache32)):
+        if g is not None:
+            _dtype(f"{name}: float32 gradient of input {i}", g, f32)
+    return worst
+
+
+def check_loss_on(loss: Loss, xs: Sequence[Array], *, name: str, seed: int = 0) -> float:
+    """The checks of :func:`check_loss` on given float64 inputs."""
+    rng = np.random.default_rng(seed + 2)
+    xs = list(xs)
     value, cache = loss.forward(xs)
     if np.ndim(value) != 0:
         raise AssertionError(
@@ -218,10 +249,36 @@ def check_loss(
             continue
         _shape(f"{name}: gradient of input {i}", g, x)
         worst = max(worst, _compare(f"{name} input {i}", np.asarray(g), objective, x, rng))
-    f32 = np.dtype(np.float32)
-    value32, cache32 = loss.forward([x.astype(f32) for x in xs])
-    _dtype(f"{name}: float32 loss value", np.asarray(value32), f32)
-    for i, g in enumerate(loss.backward(cache32)):
-        if g is not None:
-            _dtype(f"{name}: float32 gradient of input {i}", g, f32)
     return worst
+
+
+def check_network(
+    network: Any, inputs: Mapping[str, Array], seed: int = 0
+) -> list[tuple[str, str, float | AssertionError]]:
+    """Check every node and loss of a float64 network at the values ``inputs`` lead to.
+
+    Returns one ``(name, type, worst relative error or the AssertionError)`` per node and loss,
+    in topological order. ``graphnet gradcheck`` prints them.
+    """
+    plan = network.plan([ref for loss in network.graph.losses for ref in loss.inputs])
+    values = network._values(inputs, plan.inputs)
+    network.run(plan, values, None, training=False)
+    results: list[tuple[str, str, float | AssertionError]] = []
+    for step in plan.steps:
+        xs = [np.array(values[s], dtype=np.float64) for s in step.in_slots]
+        params = {k: v.astype(np.float64) for k, v in step.params.items()}
+        try:
+            worst: float | AssertionError = check_layer_on(
+                step.layer, xs, params, step.shape, name=step.name, seed=seed
+            )
+        except AssertionError as error:
+            worst = error
+        results.append((step.name, step.type, worst))
+    for i, loss in enumerate(network.graph.losses):
+        xs = [np.array(values[network.slots[ref]], dtype=np.float64) for ref in loss.inputs]
+        try:
+            worst = check_loss_on(loss.loss, xs, name=f"loss[{i}]", seed=seed)
+        except AssertionError as error:
+            worst = error
+        results.append((f"loss[{i}]", loss.type, worst))
+    return results

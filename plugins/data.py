@@ -16,25 +16,52 @@ from graphnet.runfolder import read_npz
 
 
 class Synthetic(graphnet.DataSource):
-    """Generated data sets, drawn from the spec's seed.
+    """Generated data sets, drawn from the spec's seed; each yields inputs `x` and `y`.
 
-    ``product``: x ~ U[0,1)², y = 10·x0·x1 + U(-noise, noise): the notebook's data.
+    - product: x ~ U[0,1)², y = 10·x0·x1 + U(-noise, noise); the notebook's data (regression).
+    - xor: x ~ U(-1,1)², y = 1 if x0·x1 > 0 else 0, then x += U(-noise, noise) (two classes).
+    - spirals: `classes` interleaved spiral arms; for arm k and r ~ U[0,1),
+      angle = 4r + 2πk/classes + noise·N(0,1), x = r·(sin angle, cos angle), y = k (class id).
+    - blobs: `classes` Gaussian clusters around centres 2·(cos 2πk/classes, sin 2πk/classes)
+      with standard deviation 2·noise + 0.2, y = k (class id).
     """
 
     type = "synthetic"
 
     class Options(BaseModel):
         model_config = ConfigDict(extra="forbid")
-        function: Literal["product"] = Field(
-            description="Which data set: product (y = 10·x0·x1 + noise)."
+        function: Literal["product", "xor", "spirals", "blobs"] = Field(
+            description="Which data set: product, xor, spirals or blobs."
         )
         samples: int = Field(1000, ge=1, description="Number of samples.")
-        noise: float = Field(0.15, ge=0, description="Half-width of the uniform noise added to y.")
+        noise: float = Field(
+            0.15, ge=0, description="How noisy the data is (see each function's formula)."
+        )
+        classes: int = Field(3, ge=2, description="Number of classes of spirals and blobs.")
 
     def load(self, base_dir: Path, rng: np.random.Generator) -> dict[str, Array]:
-        n, noise = self.options.samples, self.options.noise
-        x = rng.random((n, 2))
-        y = 10 * x[:, 0] * x[:, 1] + noise * (2 * rng.random(n) - 1)
+        o = self.options
+        n, noise = o.samples, o.noise
+        if o.function == "product":
+            x = rng.random((n, 2))
+            y = 10 * x[:, 0] * x[:, 1] + noise * (2 * rng.random(n) - 1)
+        elif o.function == "xor":
+            x = rng.uniform(-1, 1, (n, 2))
+            y = (x[:, 0] * x[:, 1] > 0).astype(float)
+            x += rng.uniform(-noise, noise, (n, 2))
+        elif o.function == "spirals":
+            k = rng.integers(0, o.classes, n)
+            r = rng.random(n)
+            angle = 4 * r + 2 * np.pi * k / o.classes + noise * rng.standard_normal(n)
+            x = np.stack([r * np.sin(angle), r * np.cos(angle)], axis=1)
+            y = k.astype(float)
+        else:
+            k = rng.integers(0, o.classes, n)
+            centres = 2 * np.stack(
+                [np.cos(2 * np.pi * k / o.classes), np.sin(2 * np.pi * k / o.classes)], axis=1
+            )
+            x = centres + (2 * noise + 0.2) * rng.standard_normal((n, 2))
+            y = k.astype(float)
         return {"x": x, "y": y.reshape(n, 1)}
 
 

@@ -1,4 +1,4 @@
-"""Built-in layers: ``dense`` and ``relu``."""
+"""Built-in layers: dense, relu, sigmoid, tanh, softmax, add, concat, dropout."""
 
 from __future__ import annotations
 
@@ -94,6 +94,162 @@ class ReLU(graphnet.Layer):
         return [grad * cache], {}
 
 
+class Sigmoid(graphnet.Layer):
+    """Logistic sigmoid, elementwise: 1 / (1 + e^-x)."""
+
+    type = "sigmoid"
+
+    def forward(
+        self, params: Mapping[str, Array], inputs: Sequence[Array], training: bool
+    ) -> tuple[Array, Any]:
+        (X,) = inputs
+        Y = 0.5 * (1 + np.tanh(0.5 * X))  # the same function, and no overflow for large |x|
+        return Y, Y
+
+    def backward(
+        self, params: Mapping[str, Array], cache: Any, grad: Array
+    ) -> tuple[list[Array], dict[str, Array]]:
+        Y = cache
+        return [grad * Y * (1 - Y)], {}
+
+
+class Tanh(graphnet.Layer):
+    """Hyperbolic tangent, elementwise."""
+
+    type = "tanh"
+
+    def forward(
+        self, params: Mapping[str, Array], inputs: Sequence[Array], training: bool
+    ) -> tuple[Array, Any]:
+        (X,) = inputs
+        Y = np.tanh(X)
+        return Y, Y
+
+    def backward(
+        self, params: Mapping[str, Array], cache: Any, grad: Array
+    ) -> tuple[list[Array], dict[str, Array]]:
+        Y = cache
+        return [grad * (1 - Y * Y)], {}
+
+
+class Softmax(graphnet.Layer):
+    """Softmax over the last axis: e^x / Σ e^x, computed stably."""
+
+    type = "softmax"
+
+    def output_shape(self, input_shapes: Sequence[Shape]) -> Shape:
+        (shape,) = input_shapes
+        if not shape:
+            raise graphnet.ShapeError("softmax needs inputs with at least one axis")
+        return shape
+
+    def forward(
+        self, params: Mapping[str, Array], inputs: Sequence[Array], training: bool
+    ) -> tuple[Array, Any]:
+        (X,) = inputs
+        E = np.exp(X - X.max(axis=-1, keepdims=True))
+        Y = E / E.sum(axis=-1, keepdims=True)
+        return Y, Y
+
+    def backward(
+        self, params: Mapping[str, Array], cache: Any, grad: Array
+    ) -> tuple[list[Array], dict[str, Array]]:
+        Y = cache
+        return [Y * (grad - (grad * Y).sum(axis=-1, keepdims=True))], {}
+
+
+def _several(kind: str, input_shapes: Sequence[Shape]) -> None:
+    if len(input_shapes) < 2:
+        raise graphnet.ShapeError(f"{kind} takes two or more inputs, got {len(input_shapes)}")
+
+
+class Add(graphnet.Layer):
+    """Elementwise sum of two or more inputs of one shape."""
+
+    type = "add"
+    arity = None
+
+    def output_shape(self, input_shapes: Sequence[Shape]) -> Shape:
+        _several("add", input_shapes)
+        first = input_shapes[0]
+        for i, shape in enumerate(input_shapes[1:], start=1):
+            if tuple(shape) != tuple(first):
+                raise graphnet.ShapeError(
+                    f"input 0 has shape {list(first)} but input {i} has shape {list(shape)}; add needs one shape"
+                )
+        return first
+
+    def forward(
+        self, params: Mapping[str, Array], inputs: Sequence[Array], training: bool
+    ) -> tuple[Array, Any]:
+        Y = inputs[0] + inputs[1]
+        for X in inputs[2:]:
+            Y += X
+        return Y, len(inputs)
+
+    def backward(
+        self, params: Mapping[str, Array], cache: Any, grad: Array
+    ) -> tuple[list[Array], dict[str, Array]]:
+        return [grad] * cache, {}
+
+
+class Concat(graphnet.Layer):
+    """Two or more inputs joined along the last axis."""
+
+    type = "concat"
+    arity = None
+
+    def output_shape(self, input_shapes: Sequence[Shape]) -> Shape:
+        _several("concat", input_shapes)
+        first = tuple(input_shapes[0])
+        if not first:
+            raise graphnet.ShapeError("concat needs inputs with at least one axis")
+        for i, shape in enumerate(input_shapes[1:], start=1):
+            if len(shape) != len(first) or tuple(shape[:-1]) != first[:-1]:
+                raise graphnet.ShapeError(
+                    f"input 0 has shape {list(first)} but input {i} has shape {list(shape)}; "
+                    "concat needs the same shape but for the last axis"
+                )
+        return (*first[:-1], sum(shape[-1] for shape in input_shapes))
+
+    def forward(
+        self, params: Mapping[str, Array], inputs: Sequence[Array], training: bool
+    ) -> tuple[Array, Any]:
+        return np.concatenate(inputs, axis=-1), np.cumsum([X.shape[-1] for X in inputs])[:-1]
+
+    def backward(
+        self, params: Mapping[str, Array], cache: Any, grad: Array
+    ) -> tuple[list[Array], dict[str, Array]]:
+        return list(np.split(grad, cache, axis=-1)), {}
+
+
+class Dropout(graphnet.Layer):
+    """Zeroes each element with probability `rate` while training (scaling the rest by 1/(1-rate))."""
+
+    type = "dropout"
+
+    class Options(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        rate: float = Field(
+            ge=0, lt=1, description="Probability of zeroing an element while training."
+        )
+
+    def forward(
+        self, params: Mapping[str, Array], inputs: Sequence[Array], training: bool
+    ) -> tuple[Array, Any]:
+        (X,) = inputs
+        if not training or self.options.rate == 0:
+            return X, None
+        keep = 1.0 - self.options.rate
+        mask = (self.rng.random(X.shape) < keep).astype(X.dtype) / X.dtype.type(keep)
+        return X * mask, mask
+
+    def backward(
+        self, params: Mapping[str, Array], cache: Any, grad: Array
+    ) -> tuple[list[Array], dict[str, Array]]:
+        return [grad if cache is None else grad * cache], {}
+
+
 @graphnet.hookimpl
 def graphnet_layers() -> list[type[graphnet.Layer]]:
-    return [Dense, ReLU]
+    return [Dense, ReLU, Sigmoid, Tanh, Softmax, Add, Concat, Dropout]
