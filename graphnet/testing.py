@@ -118,7 +118,16 @@ def check_layer_on(
         layer.rng = np.random.default_rng(seed + 1)  # the same dropout mask on every call
         return layer.forward(params, xs, training)
 
+    originals = [x.copy() for x in xs], {k: v.copy() for k, v in params.items()}
+
+    def unchanged(after: str) -> None:
+        for i, x in enumerate(xs):
+            _same(f"{name}: input {i} ({after})", originals[0][i], x)
+        for k, v in params.items():
+            _same(f"{name}: parameter {k!r} ({after})", originals[1][k], v)
+
     out, cache = forward()
+    unchanged("in forward")
     if out.shape != (len(xs[0]), *expected):
         raise AssertionError(
             f"{name}: forward gives shape {list(out.shape)}, output_shape says {list(expected)} (plus the batch axis)"
@@ -128,13 +137,10 @@ def check_layer_on(
     if not np.array_equal(out, again, equal_nan=True):
         raise AssertionError(f"{name}: two forward passes on the same inputs differ")
     grad = rng.standard_normal(out.shape)
-    copies = [x.copy() for x in xs], {k: v.copy() for k, v in params.items()}, grad.copy()
+    grad_copy = grad.copy()
     in_grads, p_grads = layer.backward(params, cache, grad)
-    for i, x in enumerate(xs):
-        _same(f"{name}: input {i}", copies[0][i], x)
-    for k, v in params.items():
-        _same(f"{name}: parameter {k!r}", copies[1][k], v)
-    _same(f"{name}: the gradient passed to backward", copies[2], grad)
+    unchanged("in backward")
+    _same(f"{name}: the gradient passed to backward", grad_copy, grad)
     if len(in_grads) != len(xs):
         raise AssertionError(
             f"{name}: backward returns {len(in_grads)} input gradients for {len(xs)} inputs"

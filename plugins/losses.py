@@ -58,8 +58,8 @@ class CrossEntropy(graphnet.Loss):
             bad = np.flatnonzero((ids != labels[:, 0]) | (ids < 0) | (ids >= classes))
             if bad.size:
                 raise graphnet.DataError(
-                    f"cross_entropy: label {labels[bad[0], 0]!r} of sample {int(bad[0])} in a batch is not "
-                    f"a class id in 0..{classes - 1}"
+                    f"cross_entropy: label {float(labels[bad[0], 0])!r} of sample {int(bad[0])} in a batch "
+                    f"is not a class id in 0..{classes - 1}"
                 )
             value = -log_p[np.arange(n), ids].mean()
             return value, (log_p, ids, None)
