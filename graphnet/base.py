@@ -54,10 +54,7 @@ class Layer(Plugin):
     """
 
     arity: ClassVar[int | None] = 1
-
-    def __init__(self, options: BaseModel | Mapping[str, Any] | None = None) -> None:
-        super().__init__(options)
-        self.rng: np.random.Generator = np.random.default_rng(0)
+    rng: np.random.Generator = np.random.default_rng(0)  # replaced by the engine's
 
     def output_shape(self, input_shapes: Sequence[Shape]) -> Sequence[int]:
         """The per-sample output shape; raise :class:`graphnet.ShapeError` when inputs don't fit."""

@@ -59,10 +59,16 @@ def _plugin_failure(step: Step, method: str, error: Exception) -> GraphnetError:
     )
 
 
+def init_rng(seed: int, node: str) -> np.random.Generator:
+    """The generator a node draws its initial parameters from: one per node name and seed, so
+    the order of the nodes in the file does not change any of them."""
+    return np.random.default_rng([seed, 1, *node.encode()])
+
+
 class Network:
     """A built network: parameters plus the means to run the graph forward and backward."""
 
-    def __init__(self, graph: Graph, rng: np.random.Generator) -> None:
+    def __init__(self, graph: Graph) -> None:
         self.graph = graph
         self.dtype = np.dtype(graph.dtype)
         names = [*graph.inputs, *(node.name for node in graph.nodes)]
@@ -72,7 +78,9 @@ class Network:
         self._node_params: dict[str, dict[str, Array]] = {}
         for node in graph.nodes:
             try:
-                fresh = node.layer.init_params(node.input_shapes, rng)
+                fresh = node.layer.init_params(
+                    node.input_shapes, init_rng(graph.spec.seed, node.name)
+                )
             except Exception as error:
                 raise PluginError(
                     f"node {node.name!r} ({node.type}): init_params failed: {type(error).__name__}: {error}",
@@ -81,6 +89,7 @@ class Network:
             own = {k: np.array(v, dtype=self.dtype, order="C", copy=True) for k, v in fresh.items()}
             self._node_params[node.name] = own
             self.params.update({f"{node.name}/{k}": v for k, v in own.items()})
+        self.set_rng(np.random.default_rng(graph.spec.seed))
         self._plans: dict[tuple[str, ...], Plan] = {}
         loss_refs = [ref for loss in graph.losses for ref in loss.inputs]
         self._train_plan = self.plan(loss_refs)

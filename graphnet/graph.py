@@ -129,8 +129,9 @@ def _cycle_error(spec: Spec, layer_names: dict[str, int], waiting: list[int]) ->
         )
     cycle = path[seen[i] :]
     cycle.reverse()  # inputs point backwards; print in data-flow order
-    names = [spec.nodes[k].name for k in cycle]
     first = min(cycle)
+    cycle = cycle[cycle.index(first) :] + cycle[: cycle.index(first)]  # from the first in the file
+    names = [spec.nodes[k].name for k in cycle]
     text = " -> ".join([*names, names[0]])
     return SpecError(f"cycle: {text}", spec.where(("nodes", first, "inputs")))
 
@@ -165,12 +166,10 @@ def _infer(spec: Spec, node: Node, shapes: dict[str, Shape]) -> Shape:
     return shape
 
 
-def _arity(
-    spec: Spec, kind: str, name: str, arity: int | None, got: int, path: tuple[str | int, ...]
-) -> None:
+def _arity(spec: Spec, what: str, arity: int | None, got: int, path: tuple[str | int, ...]) -> None:
     if arity is not None and got != arity:
         plural = "input" if arity == 1 else "inputs"
-        raise SpecError(f"{kind} {name!r} takes {arity} {plural}, got {got}", spec.where(path))
+        raise SpecError(f"{what} takes {arity} {plural}, got {got}", spec.where(path))
 
 
 def build_graph(spec: Spec) -> Graph:
@@ -197,8 +196,7 @@ def build_graph(spec: Spec) -> Graph:
         layer: Layer = node_spec.plugin(node_spec.options_model)
         _arity(
             spec,
-            "layer",
-            node_spec.type,
+            f"node {node_spec.name!r} ({node_spec.type})",
             type(layer).arity,
             len(node_spec.inputs),
             ("nodes", i, "inputs"),
@@ -211,7 +209,7 @@ def build_graph(spec: Spec) -> Graph:
     for i, loss_spec in enumerate(spec.loss):
         loss: Loss = loss_spec.plugin(loss_spec.options_model)
         path = ("loss", i, "inputs")
-        _arity(spec, "loss", loss_spec.type, type(loss).arity, len(loss_spec.inputs), path)
+        _arity(spec, f"loss {loss_spec.type!r}", type(loss).arity, len(loss_spec.inputs), path)
         input_shapes = [shapes[ref] for ref in loss_spec.inputs]
         try:
             loss.check_shapes(input_shapes)

@@ -27,11 +27,11 @@ CHECKPOINT = "checkpoint.npz"
 METRICS = "metrics.csv"
 
 
-class _SpecDumper(yaml.SafeDumper):
+class _SpecDumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
     """Safe YAML with short lists of plain values on one line: ``inputs: [x]``."""
 
 
-def _represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
+def _represent_list(dumper: Any, data: list[Any]) -> yaml.Node:
     flat = all(isinstance(item, str | int | float | bool) or item is None for item in data)
     return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flat)
 

@@ -65,6 +65,10 @@ class Source:
             if lookup[:end] in self.lines:
                 line = self.lines[lookup[:end]]
                 return f"{self.file}:{line}" + (f": {text}" if text else "")
+            # a key the file lacks, made by an override (`--set trian.epochs=3` makes `trian`)
+            made = [o for p, o in self.overrides.items() if p[:end] == lookup[:end]]
+            if made:
+                return f"--set {made[0]}" + (f": {text}" if text else "")
         return self.file + (f": {text}" if text else "")
 
 
@@ -141,6 +145,14 @@ def parse_json(text: str, file: str) -> tuple[Any, dict[SpecPath, int]]:
     try:
         data = json.loads(text, object_pairs_hook=pairs, parse_constant=_reject_constant)
     except json.JSONDecodeError as error:
+        before = text[: error.pos].rstrip()
+        if before.endswith(",") and text[error.pos : error.pos + 1] in ("}", "]"):
+            comma = len(before) - 1  # json names the bracket after it; the comma is the mistake
+            line, column = text.count("\n", 0, comma) + 1, comma - text.rfind("\n", 0, comma)
+            raise SpecError(
+                f"not valid JSON: trailing comma before '{text[error.pos]}'",
+                f"{file}:{line}:{column}",
+            ) from None
         raise SpecError(
             f"not valid JSON: {error.msg}", f"{file}:{error.lineno}:{error.colno}"
         ) from None
@@ -173,6 +185,8 @@ def read(path: str | Path) -> tuple[Any, Source]:
     if not text.strip():
         raise SpecError("the spec file is empty", file)
     data, lines = parse_json(text, file) if file.endswith(".json") else parse_yaml(text, file)
+    if data is None:
+        raise SpecError("the spec file is empty: it holds only comments or null", file)
     if not isinstance(data, dict):
         kind = "a list" if isinstance(data, list) else f"a {type(data).__name__}"
         raise SpecError(
@@ -187,13 +201,13 @@ def _parse_override(item: str) -> tuple[str, Any, str]:
     if not sep or not key.strip():
         raise SpecError(f"--set takes KEY=VALUE, e.g. train.epochs=10; got {item!r}")
     try:
-        value = yaml.safe_load(text) if text.strip() else None
+        value = yaml.load(text, Loader=SafeLoader) if text.strip() else None
     except yaml.YAMLError as error:
         raise SpecError(f"--set {item}: the value is not a valid YAML scalar ({error})") from None
     return key.strip(), value, item
 
 
-def _step(container: Any, part: str, key: str, done: str) -> int | str:
+def _step(container: Any, part: str, origin: str, done: str) -> int | str:
     """The key or index that ``part`` of an override path names in ``container``."""
     if isinstance(container, dict):
         return part
@@ -201,14 +215,14 @@ def _step(container: Any, part: str, key: str, done: str) -> int | str:
         if part.lstrip("-").isdigit():
             index = int(part)
             if not -len(container) <= index < len(container):
-                raise SpecError(f"--set {key}: {done} has no item {index}")
+                raise SpecError(f"--set {origin}: {done} has no item {index}")
             return index % len(container)
         names = [item.get("name") for item in container if isinstance(item, dict)]
         if part in names:
             return names.index(part)
         known = [str(n) for n in names if n is not None]
-        raise SpecError(f"--set {key}: {done} has no node named {part!r}{suggest(part, known)}")
-    raise SpecError(f"--set {key}: {done} is a value, not a section")
+        raise SpecError(f"--set {origin}: {done} has no node named {part!r}{suggest(part, known)}")
+    raise SpecError(f"--set {origin}: {done} is a value, not a section")
 
 
 def apply_overrides(
@@ -226,7 +240,7 @@ def apply_overrides(
         path: list[str | int] = []
         for i, part in enumerate(parts):
             done = format_path(path) or "the spec"
-            step = _step(container, part, key, done)
+            step = _step(container, part, origin, done)
             path.append(step)
             if i == len(parts) - 1:
                 container[step] = value

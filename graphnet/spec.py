@@ -7,6 +7,7 @@ each node's, loss's, optimizer's and data source's inline options against that p
 
 from __future__ import annotations
 
+import difflib
 import types
 import typing
 from collections.abc import Iterable, Mapping, Sequence
@@ -71,12 +72,13 @@ class _Plugged(_Strict):
         known = {name for name, f in model.model_fields.items()} | {
             f.alias for f in model.model_fields.values() if f.alias
         }
+        keys = known | (set(type(self).model_fields) - {"options"})  # a typo of `weight` too
         for option in self.options:
             if option not in known:
                 listing = ", ".join(sorted(known)) or "none"
                 raise SpecError(
                     f"unknown option {option!r} for {self.kind} type {cls.type!r}"
-                    f"{suggest(str(option), known)}; its options: {listing}",
+                    f"{suggest(str(option), keys)}; its options: {listing}",
                     source.where((*path, option)),
                 )
         try:
@@ -244,7 +246,13 @@ def _describe(error: Mapping[str, Any]) -> tuple[tuple[str | int, ...], str]:
         key = loc[-1]
         return loc, f"unknown key {key!r}{suggest(str(key), _fields_at(loc[:-1]))}"
     if kind == "missing":
-        return loc[:-1], f"missing required key {loc[-1]!r}"
+        given = error.get("input")
+        keys = list(given) if isinstance(given, dict) else []
+        if isinstance(given, dict) and isinstance(given.get("options"), dict):
+            keys += list(given["options"])  # a plugin section's inline keys
+        close = difflib.get_close_matches(str(loc[-1]), [str(k) for k in keys], n=1)
+        typo = f" (you wrote {close[0]!r}: a typo?)" if close else ""
+        return loc[:-1], f"missing required key {loc[-1]!r}{typo}"
     if kind == "string_pattern_mismatch":
         return loc, f"{error['input']!r} is not a valid name: {NAME_RULE}"
     message = str(error["msg"])

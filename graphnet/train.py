@@ -1,8 +1,9 @@
 """Training: data, mini-batches, the optimizer, validation, metrics and the run folder.
 
-Randomness comes from one seed split into independent streams (data, validation split, init,
-training), so changing the data size does not change the initial weights. The training stream
-(shuffling, dropout) is saved in every checkpoint, so a resumed run continues bit for bit.
+Randomness comes from one seed split into independent streams (data, validation split,
+training) and a generator per node for its initial weights, so changing the data or the order
+of the nodes does not change them. The training stream (shuffling, dropout) is saved in every
+checkpoint, so a resumed run continues bit for bit.
 """
 
 from __future__ import annotations
@@ -24,11 +25,12 @@ from graphnet.graph import build_graph
 from graphnet.runfolder import RunFolder, default_folder
 from graphnet.spec import Spec, load_spec
 
-STREAMS = ("data", "split", "init", "train")
+STREAMS = ("data", "split", "train")
 
 
 def streams(seed: int) -> dict[str, np.random.Generator]:
-    """Independent generators for data, validation split, initialisation and training."""
+    """Independent generators for the data, the validation split and training (shuffling,
+    dropout); each node's initial parameters have a generator of their own (``init_rng``)."""
     children = np.random.SeedSequence(seed).spawn(len(STREAMS))
     return {
         name: np.random.default_rng(child) for name, child in zip(STREAMS, children, strict=True)
@@ -38,7 +40,7 @@ def streams(seed: int) -> dict[str, np.random.Generator]:
 def build(spec: Spec) -> Network:
     """The network of a validated spec, with freshly initialised parameters."""
     graph = spec._graph if spec._graph is not None else build_graph(spec)
-    return Network(graph, streams(spec.seed)["init"])
+    return Network(graph)
 
 
 def load_data(spec: Spec, rng: np.random.Generator) -> dict[str, Array]:
