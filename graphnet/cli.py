@@ -7,6 +7,7 @@ This is the one place where a :class:`GraphnetError` becomes a message and an ex
 from __future__ import annotations
 
 import math
+import shlex
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -15,7 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
-from graphnet.errors import GraphnetError, GraphnetWarning
+from graphnet.errors import GraphnetError, GraphnetWarning, Interrupted
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -71,9 +72,15 @@ class GraphnetGroup(click.Group):
             except GraphnetError as error:
                 if ctx.meta.get("graphnet.debug"):
                     raise
-                click.echo(f"error: {error}", err=True)
+                label = "interrupted" if isinstance(error, Interrupted) else "error"
+                click.echo(f"{label}: {error}", err=True)
                 ctx.exit(error.exit_code)
-            except (click.exceptions.Exit, click.ClickException, click.Abort, KeyboardInterrupt):
+            except KeyboardInterrupt:
+                if ctx.meta.get("graphnet.debug"):
+                    raise
+                click.echo("interrupted", err=True)
+                ctx.exit(130)
+            except (click.exceptions.Exit, click.ClickException, click.Abort):
                 raise
             except Exception as error:
                 if ctx.meta.get("graphnet.debug"):
@@ -165,7 +172,15 @@ def run(
     if weights is not None and not weights.is_file():
         raise GraphnetError("weights file not found", str(weights))
     reporter = _PrintReporter(quiet)
-    history = train(loaded, out, weights, resume=resume, reporter=reporter)  # type: ignore[arg-type]
+    try:
+        history = train(loaded, out, weights, resume=resume, reporter=reporter)  # type: ignore[arg-type]
+    except Interrupted as error:
+        again = " ".join(f"--set {shlex.quote(item)}" for item in overrides)
+        error.message += (
+            f"\nto continue: graphnet run {shlex.quote(str(spec))} --out {shlex.quote(str(error.where))}"
+            f"{' ' + again if again else ''} --resume"
+        )
+        raise
     elapsed = time.perf_counter() - started
     if history:
         last = history[-1]

@@ -44,5 +44,13 @@ class TrainingError(GraphnetError):
     exit_code = 1
 
 
+class Interrupted(GraphnetError):
+    """A run stopped by Ctrl-C (SIGINT, exit status 130) or SIGTERM (143) after its checkpoint."""
+
+    def __init__(self, message: str, signal_number: int, where: str | None = None) -> None:
+        super().__init__(message, where)
+        self.exit_code = 128 + signal_number
+
+
 class GraphnetWarning(UserWarning):
     """Something that does not stop a run but is probably not what the user meant."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import math
+import signal
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from graphnet.base import Array, Metric, Optimizer
-from graphnet.errors import DataError, GraphnetError, SpecError, TrainingError
+from graphnet.errors import DataError, GraphnetError, Interrupted, SpecError, TrainingError
 from graphnet.executor import Network
 from graphnet.graph import build_graph
 from graphnet.runfolder import RunFolder, default_folder
@@ -128,7 +130,39 @@ class Reporter:
         """One epoch is done."""
 
 
+class _Stop:
+    """Catches SIGINT and SIGTERM while training: the current step finishes, then the run stops
+    at a clean point. A second signal acts at once, as usual."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.signal_number = 0
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _Stop:
+        if threading.current_thread() is threading.main_thread():
+            for number in self.SIGNALS:
+                self.previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)
+
+    def _handle(self, number: int, frame: Any) -> None:
+        self.signal_number = number
+        signal.signal(number, self.previous.get(number, signal.SIG_DFL))
+
+    def check(self, epoch: int) -> None:
+        if self.signal_number:
+            name = signal.Signals(self.signal_number).name
+            raise Interrupted(f"interrupted by {name} in epoch {epoch}", self.signal_number)
+
+
 class _Trainer:
+    stop: _Stop
+
     def __init__(
         self,
         spec: Spec,
@@ -220,6 +254,7 @@ class _Trainer:
             size = len(values[self.network.slots[next(iter(self.train_data))]])
             if not math.isfinite(result.total):
                 raise self.diverged(epoch, batch + 1, result.total, values)
+            self.stop.check(epoch)
             try:
                 self.optimizer.step(self.network.params, result.grads, self.state)
             except Exception as error:
@@ -229,6 +264,12 @@ class _Trainer:
             total += result.total * size
             for i, use in enumerate(self.metrics):
                 sums[i] += use.metric.compute(values[use.slots[0]], values[use.slots[1]]) * size
+        broken = [k for k, p in self.network.params.items() if not np.isfinite(p).all()]
+        if broken:
+            raise TrainingError(
+                f"parameter {broken[0]!r} became NaN or Inf in epoch {epoch} (an update overflowed). "
+                "Training diverged: lower train.optimizer.lr, or check the data's scale"
+            )
         record: dict[str, Any] = {"epoch": epoch, "loss": total / self.n_train}
         if self.val_data:
             record.update(self.evaluate(batch_size))
@@ -342,28 +383,50 @@ def train(
     last_write = time.monotonic()
     saved_epoch = first_epoch - 1  # the epoch whose state checkpoint.npz holds (0: none yet)
     snapshot: dict[str, Any] | None = None
+    with _Stop() as trainer.stop:
+        try:
+            for epoch in range(first_epoch, epochs + 1):
+                # the state after the last complete epoch, unless checkpoint.npz holds it already
+                snapshot = trainer.snapshot(epoch - 1) if saved_epoch != epoch - 1 else None
+                trainer.stop.check(epoch)
+                record = trainer.run_epoch(epoch)
+                history.append(record)
+                pending.append(record)
+                reporter.epoch(record)
+                if epoch == epochs or time.monotonic() - last_write >= spec.train.checkpoint_every:
+                    folder.write_checkpoint(trainer.snapshot(epoch))
+                    folder.append_metrics(trainer.columns, pending)
+                    pending.clear()
+                    saved_epoch, last_write = epoch, time.monotonic()
+        except (TrainingError, Interrupted) as error:
+            kept = _keep_last_complete(folder, trainer.columns, pending, snapshot)
+            if isinstance(error, Interrupted):
+                error.message += (
+                    f"; the run folder keeps epoch {kept}" if kept else "; no epoch was complete"
+                )
+                error.where = str(folder.path)
+            raise
+    folder.write_weights(network.params)
+    return history
+
+
+def _keep_last_complete(
+    folder: RunFolder,
+    columns: list[str],
+    pending: list[dict[str, Any]],
+    snapshot: dict[str, Any] | None,
+) -> int:
+    """After a failure: the checkpoint and weights of the last complete epoch; its number."""
     try:
-        for epoch in range(first_epoch, epochs + 1):
-            # the state after the last finite epoch, unless checkpoint.npz holds it already
-            snapshot = trainer.snapshot(epoch - 1) if saved_epoch != epoch - 1 else None
-            record = trainer.run_epoch(epoch)
-            history.append(record)
-            pending.append(record)
-            reporter.epoch(record)
-            if epoch == epochs or time.monotonic() - last_write >= spec.train.checkpoint_every:
-                folder.write_checkpoint(trainer.snapshot(epoch))
-                folder.append_metrics(trainer.columns, pending)
-                pending.clear()
-                saved_epoch, last_write = epoch, time.monotonic()
-    except TrainingError:
-        folder.append_metrics(trainer.columns, pending)
+        folder.append_metrics(columns, pending)
         if snapshot is not None and int(snapshot["epoch"]) >= 1:
             folder.write_checkpoint(snapshot)
         last = folder.read_checkpoint()
-        if last is not None:
-            folder.write_weights(
-                {k[len("param/") :]: v for k, v in last.items() if k.startswith("param/")}
-            )
-        raise
-    folder.write_weights(network.params)
-    return history
+        if last is None:
+            return 0
+        folder.write_weights(
+            {k[len("param/") :]: v for k, v in last.items() if k.startswith("param/")}
+        )
+        return int(last["epoch"])
+    except GraphnetError:  # the folder cannot be written: report the first failure, not this one
+        return 0
