@@ -55,6 +55,12 @@ class Layer(Plugin):
 
     arity: ClassVar[int | None] = 1
     rng: np.random.Generator = np.random.default_rng(0)  # replaced by the engine's
+    # Hints the engine sets before training; a layer may use them to skip work, or ignore them.
+    # `input_grads_needed[i]` is False where no one needs the gradient of input i (a graph input:
+    # `backward` may return None for it); `grad_out[name]` is an array of the parameter's shape
+    # and dtype that `backward` may write the parameter's gradient into and return.
+    input_grads_needed: tuple[bool, ...] | None = None
+    grad_out: Mapping[str, Array] | None = None
 
     def output_shape(self, input_shapes: Sequence[Shape]) -> Sequence[int]:
         """The per-sample output shape; raise :class:`graphnet.ShapeError` when inputs don't fit."""
@@ -83,6 +89,7 @@ class Loss(Plugin):
     """A scalar function of its inputs (usually ``[prediction, target]``), averaged over the batch."""
 
     arity: ClassVar[int | None] = 2
+    input_grads_needed: tuple[bool, ...] | None = None  # as for layers: set by the engine
 
     def check_shapes(self, input_shapes: Sequence[Shape]) -> None:
         """Raise :class:`graphnet.ShapeError` when the inputs' per-sample shapes don't fit."""

@@ -6,11 +6,10 @@ This is the one place where a :class:`GraphnetError` becomes a message and an ex
 
 from __future__ import annotations
 
-import math
 import shlex
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -102,39 +101,6 @@ def cli() -> None:
 # -- run -------------------------------------------------------------------------------------
 
 
-def _format_record(record: Mapping[str, Any], epochs: int) -> str:
-    width = len(str(epochs))
-    parts = [f"epoch {record['epoch']:>{width}}/{epochs}"]
-    parts += [f"{k} {v:.6g}" for k, v in record.items() if k not in ("epoch", "seconds")]
-    return "  ".join(parts)
-
-
-class _PrintReporter:
-    """Prints the start of a run and a thinned list of epochs (about twenty lines)."""
-
-    def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet
-        self.epochs = 0
-        self.every = 1
-
-    def start(self, run_dir: Path, info: Mapping[str, Any]) -> None:
-        self.epochs = info["epochs"]
-        self.every = max(1, math.ceil(self.epochs / 20))
-        if self.quiet:
-            return
-        held = f" ({info['validation']} held out)" if info["validation"] else ""
-        resumed = f", resuming at epoch {info['first_epoch']}" if info["first_epoch"] > 1 else ""
-        click.echo(
-            f"training {info['parameters']} parameters on {info['samples']} samples{held} "
-            f"for {self.epochs} epochs{resumed} -> {run_dir}"
-        )
-
-    def epoch(self, record: Mapping[str, Any]) -> None:
-        epoch = record["epoch"]
-        if not self.quiet and (epoch == 1 or epoch == self.epochs or epoch % self.every == 0):
-            click.echo(_format_record(record, self.epochs))
-
-
 @cli.command()
 @click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
@@ -164,6 +130,7 @@ def run(
     quiet: bool,
 ) -> None:
     """Validate SPEC, train it and write the run folder."""
+    from graphnet.progress import reporter_for, summary
     from graphnet.spec import load_spec
     from graphnet.train import train
 
@@ -171,9 +138,9 @@ def run(
     loaded = load_spec(spec, overrides, plugins=_plugins())
     if weights is not None and not weights.is_file():
         raise GraphnetError("weights file not found", str(weights))
-    reporter = _PrintReporter(quiet)
+    reporter = reporter_for(quiet)
     try:
-        history = train(loaded, out, weights, resume=resume, reporter=reporter)  # type: ignore[arg-type]
+        history = train(loaded, out, weights, resume=resume, reporter=reporter)
     except Interrupted as error:
         again = " ".join(f"--set {shlex.quote(item)}" for item in overrides)
         error.message += (
@@ -181,15 +148,9 @@ def run(
             f"{' ' + again if again else ''} --resume"
         )
         raise
-    elapsed = time.perf_counter() - started
-    if history:
-        last = history[-1]
-        scores = "  ".join(f"{k} {v:.6g}" for k, v in last.items() if k not in ("epoch", "seconds"))
-        click.echo(
-            f"done: epoch {last['epoch']}  {scores}  ({elapsed:.2f} s); run folder {history.run_dir}"
-        )
-    else:
-        click.echo(f"done: nothing to train ({elapsed:.2f} s); run folder {history.run_dir}")
+    finally:
+        reporter.close()
+    click.echo(summary(history, history.run_dir, time.perf_counter() - started))
 
 
 # -- validate, summary, plugins --------------------------------------------------------------
@@ -200,8 +161,14 @@ def run(
 @click.option(
     "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a spec value first."
 )
+@click.option(
+    "--print",
+    "show",
+    is_flag=True,
+    help="Also print the resolved spec as YAML, marking each --set value.",
+)
 @common_options
-def validate(spec: Path, overrides: Sequence[str]) -> None:
+def validate(spec: Path, overrides: Sequence[str], show: bool) -> None:
     """Validate SPEC and infer its shapes, without training."""
     from graphnet.spec import load_spec
 
@@ -212,6 +179,95 @@ def validate(spec: Path, overrides: Sequence[str]) -> None:
         f"ok: {spec}: {len(graph.nodes)} nodes, {len(graph.inputs)} inputs, "
         f"{losses} loss{'es' if losses != 1 else ''}"
     )
+    if show:
+        from graphnet.resolved import resolved_yaml
+
+        click.echo(resolved_yaml(loaded), nl=False)
+
+
+# -- predict, graph, schema ------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--input",
+    "input_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The inputs: a CSV file (columns as the spec's csv source, or <input>_<i>) or an NPZ file.",
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the predictions here (.csv or .npz); default: CSV on standard output.",
+)
+@common_options
+def predict(run_dir: Path, input_file: Path, output: Path | None) -> None:
+    """Predict with the trained run in RUN_DIR on a CSV or NPZ file.
+
+    Reads the inputs the outputs depend on; writes one row per input row, header
+    <output>_<i>, as CSV (on standard output without --output) or NPZ.
+    """
+    from graphnet.predict import predict_file
+
+    outputs, text = predict_file(run_dir, input_file, output, plugins=_plugins())
+    if text is not None:
+        click.echo(text, nl=False)
+    else:
+        rows = len(next(iter(outputs.values()))) if outputs else 0
+        click.echo(f"wrote {rows} predictions of {', '.join(outputs)} to {output}")
+
+
+@cli.command()
+@click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "mermaid", "dot"]),
+    help="The text to write (default: text, or what --output's extension says).",
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to a file: .txt, .mmd, .dot, or an image (.svg, .png, .pdf) drawn by Graphviz.",
+)
+@click.option(
+    "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a spec value first."
+)
+@common_options
+def graph(spec: Path, fmt: str | None, output: Path | None, overrides: Sequence[str]) -> None:
+    """Draw SPEC's graph as text, Mermaid, dot or an image.
+
+    Shows every input with its shape, every node with its type and output shape, the losses
+    and the outputs. Images (.svg, .png, .pdf) need Graphviz's `dot` program.
+    """
+    from graphnet.drawing import choose_format, draw
+    from graphnet.spec import load_spec
+
+    choose_format(fmt, output)  # a bad --format or --output fails before the spec is read
+    loaded = load_spec(spec, overrides, plugins=_plugins())
+    text = draw(loaded._graph, fmt, output)
+    if text is not None:
+        click.echo(text, nl=False)
+    else:
+        click.echo(f"wrote {output}")
+
+
+@cli.command()
+@common_options
+def schema() -> None:
+    """Print the JSON Schema of the spec format.
+
+    Built from every installed plugin (and --plugin ones): each node's type selects that
+    layer's own options, with their descriptions, defaults and allowed values.
+    """
+    import json
+
+    from graphnet.plugins import get_registry
+    from graphnet.schema import spec_schema
+
+    click.echo(json.dumps(spec_schema(get_registry(_plugins())), indent=2, ensure_ascii=False))
 
 
 def _table(rows: Sequence[Sequence[str]]) -> str:
@@ -288,6 +344,26 @@ def gradcheck(spec: Path, overrides: Sequence[str], samples: int) -> None:
         name, kind, error = failed[0]
         raise TrainingError(f"gradient check failed at {name!r} ({kind}): {error}")
     click.echo(f"ok: the gradients of {len(results)} nodes and losses match finite differences")
+
+
+@cli.command()
+@click.argument(
+    "run_dirs", nargs=-1, required=True, metavar="RUN_DIR...", type=click.Path(path_type=Path)
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("loss.png"),
+    show_default=True,
+    help="The picture to write (.png, .svg, .pdf, ...).",
+)
+@common_options
+def plot(run_dirs: Sequence[Path], output: Path) -> None:
+    """Loss curves of one or more runs in one picture, each run in its own colour."""
+    from graphnet.plots import compare
+
+    click.echo(f"wrote {compare(run_dirs, output)}")
 
 
 @cli.command(name="plugins")

@@ -8,7 +8,7 @@ each reads and writes. Gradients are summed where a node feeds several others.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +29,9 @@ class Step:
     layer: Layer
     in_slots: tuple[int, ...]
     params: dict[str, Array]
-    keys: dict[str, str]  # param name -> "<node>/<param>"
+    grads: dict[str, Array]  # views of the network's flat gradient buffer
     shape: tuple[int, ...]
+    where: str | None = None  # `file:line: nodes[i]`, for messages
 
 
 @dataclass
@@ -39,7 +40,20 @@ class Plan:
 
     steps: list[Step]
     inputs: list[str]  # graph inputs the targets need
-    checked: bool = False
+    checked: bool = False  # the first backward pass checked every gradient
+    forward_checked: bool = False  # the first forward pass checked every output
+    # the steps as plain tuples for the hot loops: (method, params, input slots, the one input
+    # slot or -1, output slot)
+    forward: list[tuple[Any, ...]] = field(default_factory=list)
+    backward: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for step in self.steps:
+            single = step.in_slots[0] if len(step.in_slots) == 1 else -1
+            common = (step.params, step.in_slots, single, step.slot)
+            self.forward.append((step.layer.forward, *common))
+            self.backward.append((step.layer.backward, *common, step.grads))
+        self.backward.reverse()
 
 
 @dataclass
@@ -53,9 +67,11 @@ class LossResult:
 
 def _plugin_failure(step: Step, method: str, error: Exception) -> GraphnetError:
     if isinstance(error, GraphnetError):
+        error.where = error.where or step.where
         return error
     return TrainingError(
-        f"node {step.name!r} ({step.type}): {method} failed: {type(error).__name__}: {error}"
+        f"node {step.name!r} ({step.type}): {method} failed: {type(error).__name__}: {error}",
+        step.where,
     )
 
 
@@ -65,8 +81,34 @@ def init_rng(seed: int, node: str) -> np.random.Generator:
     return np.random.default_rng([seed, 1, *node.encode()])
 
 
+class ParamDict(dict[str, Array]):
+    """Arrays keyed ``<node>/<param>`` that are views into one flat buffer, ``flat``.
+
+    It is an ordinary dict to a plugin; an optimizer that knows about ``flat`` can update every
+    parameter in one vectorised call (the built-in ones do).
+    """
+
+    flat: Array
+
+
+def _flat_views(shapes: Mapping[str, tuple[int, ...]], dtype: np.dtype[Any]) -> ParamDict:
+    """A zeroed flat buffer and a view of it for each shape, in order."""
+    views = ParamDict()
+    views.flat = np.zeros(sum(int(np.prod(s)) for s in shapes.values()), dtype)
+    offset = 0
+    for key, shape in shapes.items():
+        size = int(np.prod(shape))
+        views[key] = views.flat[offset : offset + size].reshape(shape)
+        offset += size
+    return views
+
+
 class Network:
-    """A built network: parameters plus the means to run the graph forward and backward."""
+    """A built network: parameters plus the means to run the graph forward and backward.
+
+    Parameters and their gradients live in two flat buffers (``params.flat`` and
+    ``grads.flat``); ``params`` and ``grads`` are views of them keyed ``<node>/<param>``.
+    """
 
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
@@ -74,26 +116,48 @@ class Network:
         names = [*graph.inputs, *(node.name for node in graph.nodes)]
         self.slots = {name: i for i, name in enumerate(names)}
         self.n_inputs = len(graph.inputs)
-        self.params: dict[str, Array] = {}
-        self._node_params: dict[str, dict[str, Array]] = {}
+        fresh: dict[str, Array] = {}
         for node in graph.nodes:
             try:
-                fresh = node.layer.init_params(
+                drawn = node.layer.init_params(
                     node.input_shapes, init_rng(graph.spec.seed, node.name)
                 )
+                fresh.update({f"{node.name}/{k}": np.asarray(v) for k, v in drawn.items()})
             except Exception as error:
                 raise PluginError(
                     f"node {node.name!r} ({node.type}): init_params failed: {type(error).__name__}: {error}",
                     graph.spec.where(("nodes", node.index)),
                 ) from None
-            own = {k: np.array(v, dtype=self.dtype, order="C", copy=True) for k, v in fresh.items()}
-            self._node_params[node.name] = own
-            self.params.update({f"{node.name}/{k}": v for k, v in own.items()})
+        shapes = {k: v.shape for k, v in fresh.items()}
+        self.params = _flat_views(shapes, self.dtype)
+        self.grads = _flat_views(shapes, self.dtype)
+        for key, value in fresh.items():
+            np.copyto(self.params[key], value, casting="unsafe")
+        self._node_params: dict[str, dict[str, Array]] = {node.name: {} for node in graph.nodes}
+        self._node_grads: dict[str, dict[str, Array]] = {node.name: {} for node in graph.nodes}
+        for key in fresh:
+            node_name, _, param = key.rpartition("/")
+            self._node_params[node_name][param] = self.params[key]
+            self._node_grads[node_name][param] = self.grads[key]
         self.set_rng(np.random.default_rng(graph.spec.seed))
         self._plans: dict[tuple[str, ...], Plan] = {}
         loss_refs = [ref for loss in graph.losses for ref in loss.inputs]
         self._train_plan = self.plan(loss_refs)
         self._loss_slots = [[self.slots[ref] for ref in loss.inputs] for loss in graph.losses]
+        self._hint_gradients()
+
+    def _hint_gradients(self) -> None:
+        """Tell layers and losses which input gradients anyone needs and where parameter
+        gradients go. Plugins may use these hints to skip work; they need not."""
+        for node in self.graph.nodes:
+            node.layer.input_grads_needed = tuple(
+                ref not in self.graph.inputs for ref in node.inputs
+            )
+            node.layer.grad_out = self._node_grads[node.name]
+        for loss in self.graph.losses:
+            loss.loss.input_grads_needed = tuple(
+                ref not in self.graph.inputs for ref in loss.inputs
+            )
 
     # -- plans -------------------------------------------------------------------------------
 
@@ -110,8 +174,9 @@ class Network:
                     node.layer,
                     tuple(self.slots[ref] for ref in node.inputs),
                     self._node_params[node.name],
-                    {k: f"{node.name}/{k}" for k in self._node_params[node.name]},
+                    self._node_grads[node.name],
                     node.shape,
+                    self.graph.spec.where(("nodes", node.index)),
                 )
                 for node in self.graph.nodes
                 if node.name in needed
@@ -146,24 +211,43 @@ class Network:
     # -- passes ------------------------------------------------------------------------------
 
     def run(self, plan: Plan, values: list[Any], caches: list[Any] | None, training: bool) -> None:
-        """Forward pass of ``plan`` over ``values`` (by slot), keeping caches if asked."""
-        dtype = self.dtype
-        for step in plan.steps:
-            try:
-                out, cache = step.layer.forward(
-                    step.params, [values[s] for s in step.in_slots], training
-                )
-            except Exception as error:
-                raise _plugin_failure(step, "forward", error) from error
-            if getattr(out, "dtype", None) != dtype or out.shape[1:] != step.shape:
-                raise PluginError(
-                    f"node {step.name!r} ({step.type}): forward returned "
-                    f"{getattr(out, 'dtype', type(out).__name__)} {list(getattr(out, 'shape', ()))}, "
-                    f"expected {dtype} [batch, {', '.join(map(str, step.shape))}]"
-                )
-            values[step.slot] = out
-            if caches is not None:
-                caches[step.slot] = cache
+        """Forward pass of ``plan`` over ``values`` (by slot), keeping caches if asked.
+
+        The first pass of a plan checks every output's dtype and shape against the graph.
+        """
+        if not plan.forward_checked:
+            for step in plan.steps:
+                try:
+                    out, cache = step.layer.forward(
+                        step.params, [values[s] for s in step.in_slots], training
+                    )
+                except Exception as error:
+                    raise _plugin_failure(step, "forward", error) from error
+                self._check_forward(step, out)
+                values[step.slot] = out
+                if caches is not None:
+                    caches[step.slot] = cache
+            plan.forward_checked = True
+            return
+        i = 0
+        try:
+            for i, (forward, params, slots, single, slot) in enumerate(plan.forward):  # noqa: B007
+                inputs = [values[single]] if single >= 0 else [values[s] for s in slots]
+                out, cache = forward(params, inputs, training)
+                values[slot] = out
+                if caches is not None:
+                    caches[slot] = cache
+        except Exception as error:
+            raise _plugin_failure(plan.steps[i], "forward", error) from error
+
+    def _check_forward(self, step: Step, out: Any) -> None:
+        if getattr(out, "dtype", None) != self.dtype or out.shape[1:] != step.shape:
+            raise PluginError(
+                f"node {step.name!r} ({step.type}): forward returned "
+                f"{getattr(out, 'dtype', type(out).__name__)} {list(getattr(out, 'shape', ()))}, "
+                f"expected {self.dtype} [batch, {', '.join(map(str, step.shape))}]",
+                step.where,
+            )
 
     def forward(self, inputs: Mapping[str, Any], training: bool = False) -> dict[str, Array]:
         """Every node's output computable from ``inputs`` (a dict of batch arrays)."""
@@ -194,11 +278,14 @@ class Network:
         for loss, slots in zip(self.graph.losses, self._loss_slots, strict=True):
             try:
                 value, cache = loss.loss.forward([values[s] for s in slots])
+            except GraphnetError as error:  # e.g. a label that is no class id: name the loss
+                error.message = f"loss {loss.type!r} of {', '.join(loss.inputs)}: {error.message}"
+                error.where = error.where or self.graph.spec.where(("loss", loss.index))
+                raise
             except Exception as error:
-                if isinstance(error, GraphnetError):
-                    raise
                 raise TrainingError(
-                    f"loss {loss.type!r}: forward failed: {type(error).__name__}: {error}"
+                    f"loss {loss.type!r}: forward failed: {type(error).__name__}: {error}",
+                    self.graph.spec.where(("loss", loss.index)),
                 ) from error
             value = float(value)
             each.append(value)
@@ -207,54 +294,92 @@ class Network:
         return total, each, loss_caches
 
     def train_step(self, values: list[Any]) -> LossResult:
-        """Forward, every loss, and backward: the gradient of the weighted total loss."""
-        caches: list[Any] = [None] * len(self.slots)
+        """Forward, every loss, and backward: the gradient of the weighted total loss.
+
+        The parameter gradients are written into ``self.grads`` (overwritten by the next step).
+        """
+        plan = self._train_plan
+        caches: list[Any] = [None] * len(values)
         total, each, loss_caches = self.losses(values, True, caches)
-        grads: list[Any] = [None] * len(self.slots)
+        grads: list[Any] = [None] * len(values)
         n_inputs = self.n_inputs
-
-        def add(slot: int, g: Any) -> None:
-            grads[slot] = g if grads[slot] is None else grads[slot] + g
-
         for loss, slots, cache in zip(
             self.graph.losses, self._loss_slots, loss_caches, strict=True
         ):
-            for slot, g in zip(slots, loss.loss.backward(cache), strict=False):
-                if g is not None and slot >= n_inputs and loss.weight:
-                    add(slot, g if loss.weight == 1.0 else g * loss.weight)
-        param_grads: dict[str, Array] = {}
-        plan = self._train_plan
+            weight = loss.weight
+            try:
+                loss_grads = loss.loss.backward(cache)
+            except Exception as error:
+                if isinstance(error, GraphnetError):
+                    raise
+                raise TrainingError(
+                    f"loss {loss.type!r}: backward failed: {type(error).__name__}: {error}"
+                ) from error
+            for slot, g in zip(slots, loss_grads, strict=False):
+                if g is not None and slot >= n_inputs and weight:
+                    if weight != 1.0:
+                        g = g * weight
+                    grads[slot] = g if grads[slot] is None else grads[slot] + g
+        if not plan.checked:
+            self._backward_checked(plan, values, caches, grads)
+            return LossResult(total, each, self.grads)
+        i = 0
+        try:
+            for i, (backward, params, slots, _, slot, views) in enumerate(plan.backward):  # noqa: B007
+                g = grads[slot]
+                if g is None:  # nothing downstream needs this node's gradient
+                    for view in views.values():
+                        view.fill(0)
+                    continue
+                grads[slot] = None
+                in_grads, p_grads = backward(params, caches[slot], g)
+                for s, ig in zip(slots, in_grads):  # noqa: B905 - checked on the first pass
+                    if ig is not None and s >= n_inputs:
+                        grads[s] = ig if grads[s] is None else grads[s] + ig
+                for name, pg in p_grads.items():
+                    view = views[name]
+                    if pg is not view:
+                        np.copyto(view, pg)
+        except Exception as error:
+            raise _plugin_failure(plan.steps[len(plan.steps) - 1 - i], "backward", error) from error
+        return LossResult(total, each, self.grads)
+
+    def _backward_checked(
+        self, plan: Plan, values: list[Any], caches: list[Any], grads: list[Any]
+    ) -> None:
+        """The first backward pass of a plan: each step checked for what it returns."""
         for step in reversed(plan.steps):
             g = grads[step.slot]
             if g is None:
+                for view in step.grads.values():
+                    view.fill(0)
                 continue
             grads[step.slot] = None
             try:
                 in_grads, p_grads = step.layer.backward(step.params, caches[step.slot], g)
             except Exception as error:
                 raise _plugin_failure(step, "backward", error) from error
-            if not plan.checked:
-                self._check_backward(step, values, in_grads, p_grads)
+            self._check_backward(step, values, in_grads, p_grads)
             for slot, ig in zip(step.in_slots, in_grads, strict=True):
-                if ig is not None and slot >= n_inputs:
-                    add(slot, ig)
+                if ig is not None and slot >= self.n_inputs:
+                    grads[slot] = ig if grads[slot] is None else grads[slot] + ig
             for name, pg in p_grads.items():
-                param_grads[step.keys[name]] = pg
+                view = step.grads[name]
+                if pg is not view:
+                    np.copyto(view, pg)
         plan.checked = True
-        for key, p in self.params.items():
-            if key not in param_grads:
-                param_grads[key] = np.zeros_like(p)
-        return LossResult(total, each, param_grads)
 
     def _check_backward(self, step: Step, values: list[Any], in_grads: Any, p_grads: Any) -> None:
         where = f"node {step.name!r} ({step.type}): backward"
         if len(in_grads) != len(step.in_slots):
             raise PluginError(
-                f"{where} returned {len(in_grads)} input gradients for {len(step.in_slots)} inputs"
+                f"{where} returned {len(in_grads)} input gradients for {len(step.in_slots)} inputs",
+                step.where,
             )
         if set(p_grads) != set(step.params):
             raise PluginError(
-                f"{where} returned gradients for {sorted(p_grads)}, its parameters are {sorted(step.params)}"
+                f"{where} returned gradients for {sorted(p_grads)}, its parameters are {sorted(step.params)}",
+                step.where,
             )
         pairs = [
             (f"input {i}", g, values[s])
@@ -267,7 +392,8 @@ class Network:
             if getattr(g, "shape", None) != like.shape or g.dtype != self.dtype:
                 raise PluginError(
                     f"{where} gave {what} a gradient of {getattr(g, 'dtype', type(g).__name__)} "
-                    f"{list(getattr(g, 'shape', ()))}, expected {self.dtype} {list(like.shape)}"
+                    f"{list(getattr(g, 'shape', ()))}, expected {self.dtype} {list(like.shape)}",
+                    step.where,
                 )
 
     def first_non_finite(self, values: list[Any]) -> str | None:

@@ -190,7 +190,8 @@ def _registry(refs: tuple[str, ...]) -> Registry:
         registry.register(module, name, dist)
     for ref in refs:
         module, package = _load_module(ref)
-        registry.register(module, ref, package)
+        if not registry.pm.is_registered(module):  # already installed through an entry point
+            registry.register(module, ref, package)
     return registry
 
 

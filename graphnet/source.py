@@ -72,13 +72,33 @@ class Source:
         return self.file + (f": {text}" if text else "")
 
 
+# values an alias (`*name`) may copy in all: a few lines of nested aliases can stand for billions
+MAX_ALIAS_COPIES = 1_000_000
+
+
 def _walk_yaml(loader: yaml.SafeLoader, root: yaml.Node, file: str) -> dict[SpecPath, int]:
-    """Record the line of every value under ``root``; reject duplicate keys."""
+    """Record the line of every value under ``root``; reject duplicate keys and aliases that
+    contain themselves or expand to more than ``MAX_ALIAS_COPIES`` values."""
     lines: dict[SpecPath, int] = {}
-    stack: list[tuple[yaml.Node, SpecPath]] = [(root, ())]
+    stack: list[tuple[yaml.Node, SpecPath, tuple[yaml.Node, ...]]] = [(root, (), ())]
+    seen_nodes: set[int] = set()
+    copies = 0
     while stack:
-        node, path = stack.pop()
+        node, path, ancestors = stack.pop()
         lines[path] = node.start_mark.line + 1
+        if id(node) in seen_nodes:
+            copies += 1
+            if copies > MAX_ALIAS_COPIES:
+                raise SpecError(
+                    f"aliases (*name) expand the document to more than {MAX_ALIAS_COPIES:,} values",
+                    file,
+                )
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+            if any(node is a for a in ancestors):
+                where = f"{file}:{lines[path]}: {format_path(path)}" if path else file
+                raise SpecError("an alias (*name) inside the value it names: it never ends", where)
+            ancestors = (*ancestors, node)
         if isinstance(node, yaml.MappingNode):
             seen: dict[Any, int] = {}
             for key_node, value_node in node.value:
@@ -96,33 +116,36 @@ def _walk_yaml(loader: yaml.SafeLoader, root: yaml.Node, file: str) -> dict[Spec
                         f"duplicate key {key!r} (first given on line {seen[key]})", where
                     )
                 seen[key] = line
-                stack.append((value_node, (*path, key)))
+                stack.append((value_node, (*path, key), ancestors))
         elif isinstance(node, yaml.SequenceNode):
-            stack.extend((item, (*path, i)) for i, item in enumerate(node.value))
+            stack.extend((item, (*path, i), ancestors) for i, item in enumerate(node.value))
     return lines
 
 
-def _yaml_error(error: yaml.YAMLError, file: str) -> SpecError:
+def _yaml_error(error: yaml.YAMLError, file: str, text: str = "") -> SpecError:
     mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
     problem = getattr(error, "problem", None) or str(error)
     context = getattr(error, "context", None)
     message = f"{context}: {problem}" if context and "constructor" not in problem else problem
     if mark is None:
         return SpecError(f"not valid YAML: {message}", file)
+    lines = text.splitlines()
+    if mark.line < len(lines) and "\t" in lines[mark.line][: mark.column + 1]:
+        message += " (a tab: YAML indents with spaces, never tabs)"
     return SpecError(f"not valid YAML: {message}", f"{file}:{mark.line + 1}:{mark.column + 1}")
 
 
-def parse_yaml(text: str, file: str) -> tuple[Any, dict[SpecPath, int]]:
-    """Safe-load one YAML document and the line of every value in it."""
+def parse_yaml(text: str, file: str, construct: bool = True) -> tuple[Any, dict[SpecPath, int]]:
+    """Safe-load one YAML document and the line of every value (only the lines if not construct)."""
     loader = SafeLoader(text)
     try:
         root = loader.get_single_node()
         if root is None:
             return None, {}
         lines = _walk_yaml(loader, root, file)
-        return loader.construct_document(root), lines
+        return (loader.construct_document(root) if construct else None), lines
     except yaml.YAMLError as error:
-        raise _yaml_error(error, file) from None
+        raise _yaml_error(error, file, text) from None
     except RecursionError:
         raise SpecError("the document is nested too deeply", file) from None
     finally:
@@ -159,7 +182,7 @@ def parse_json(text: str, file: str) -> tuple[Any, dict[SpecPath, int]]:
     except (ValueError, RecursionError) as error:
         raise SpecError(f"not valid JSON: {error}", file) from None
     try:  # JSON is YAML: the YAML reader gives the lines (and names a duplicate's line)
-        _, lines = parse_yaml(text, file)
+        _, lines = parse_yaml(text, file, construct=False)
     except SpecError as error:
         if duplicates and "duplicate key" in error.message:
             raise
@@ -203,7 +226,8 @@ def _parse_override(item: str) -> tuple[str, Any, str]:
     try:
         value = yaml.load(text, Loader=SafeLoader) if text.strip() else None
     except yaml.YAMLError as error:
-        raise SpecError(f"--set {item}: the value is not a valid YAML scalar ({error})") from None
+        problem = getattr(error, "problem", None) or str(error)
+        raise SpecError(f"--set {item}: the value is not a valid YAML scalar ({problem})") from None
     return key.strip(), value, item
 
 

@@ -13,7 +13,7 @@ import math
 import signal
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from graphnet.base import Array, Metric, Optimizer
 from graphnet.errors import DataError, GraphnetError, Interrupted, SpecError, TrainingError
 from graphnet.executor import Network
 from graphnet.graph import build_graph
+from graphnet.plots import try_draw_run
 from graphnet.runfolder import RunFolder, default_folder
 from graphnet.spec import Spec, load_spec
 
@@ -78,6 +79,8 @@ def load_data(spec: Spec, rng: np.random.Generator) -> dict[str, Array]:
                 where,
             )
         array = np.ascontiguousarray(raw, dtype=dtype)
+        if not len(array):
+            raise DataError(f"the data set is empty: input {name!r} has no samples", where)
         bad = np.flatnonzero(~np.isfinite(array.reshape(len(array), -1)).all(axis=1))
         if bad.size:
             raise DataError(f"input {name!r}: sample {int(bad[0])} holds NaN or Inf", where)
@@ -101,7 +104,7 @@ def split(
         return arrays, {}
     n_val = max(1, round(n * fraction))
     if n_val >= n:
-        raise DataError(f"data.validation {fraction} of {n} samples leaves none to train on")
+        raise DataError(f"{fraction} of {n} samples leaves none to train on")
     order = rng.permutation(n)
     val, train = np.sort(order[:n_val]), np.sort(order[n_val:])
     return {k: v[train] for k, v in arrays.items()}, {k: v[val] for k, v in arrays.items()}
@@ -128,6 +131,19 @@ class Reporter:
 
     def epoch(self, record: Mapping[str, Any]) -> None:
         """One epoch is done."""
+
+    def batch(self, epoch: int, batch: int, batches: int, loss: float) -> None:
+        """Batch ``batch`` of ``batches`` of ``epoch`` took its step; ``loss`` is its loss.
+
+        Called only for reporters that override it, so a silent run pays nothing per batch."""
+
+
+@dataclass
+class _Snapshot:
+    epoch: int
+    flat: Array
+    state: dict[str, Array]
+    rng: Mapping[str, Any]
 
 
 class _Stop:
@@ -162,6 +178,7 @@ class _Stop:
 
 class _Trainer:
     stop: _Stop
+    on_batch: Callable[[int, int, int, float], None] | None = None
 
     def __init__(
         self,
@@ -174,9 +191,13 @@ class _Trainer:
         self.network = network
         self.train_rng = rngs["train"]
         network.set_rng(self.train_rng)
-        self.train_data, self.val_data = split(
-            data, spec.data.validation if spec.data else 0.0, rngs["split"]
-        )
+        try:
+            self.train_data, self.val_data = split(
+                data, spec.data.validation if spec.data else 0.0, rngs["split"]
+            )
+        except DataError as error:
+            error.where = error.where or spec.where(("data", "validation"))
+            raise
         self.n_train = len(next(iter(self.train_data.values())))
         optimizer_spec = spec.train.optimizer
         self.optimizer: Optimizer = optimizer_spec.plugin(optimizer_spec.options_model)
@@ -213,11 +234,33 @@ class _Trainer:
 
     # -- checkpoints -------------------------------------------------------------------------
 
-    def snapshot(self, epoch: int) -> dict[str, Any]:
-        arrays: dict[str, Any] = {f"param/{k}": v.copy() for k, v in self.network.params.items()}
-        arrays.update({f"state/{k}": np.array(v, copy=True) for k, v in self.state.items()})
-        arrays["epoch"] = np.array(epoch)
-        arrays["rng"] = np.array(json.dumps(self.train_rng.bit_generator.state))
+    def snapshot(self, epoch: int, copy: bool = True) -> _Snapshot:
+        """The training state after ``epoch``: parameters, optimizer state and the RNG (the live
+        arrays themselves with ``copy=False``, to be written before training goes on)."""
+        flat, state = self.network.params.flat, self.state
+        if copy:
+            flat, state = flat.copy(), {k: np.array(v, copy=True) for k, v in state.items()}
+        return _Snapshot(epoch, flat, state, self.train_rng.bit_generator.state)
+
+    def check_parameters(self, epoch: int) -> None:
+        """Stop the run if an update has made a parameter NaN or Inf."""
+        if not np.isfinite(self.network.params.flat).all():
+            broken = next(k for k, p in self.network.params.items() if not np.isfinite(p).all())
+            raise TrainingError(
+                f"parameter {broken!r} became NaN or Inf in epoch {epoch} (an update overflowed). "
+                "Training diverged: lower train.optimizer.lr, or check the data's scale"
+            )
+
+    def checkpoint(self, snapshot: _Snapshot) -> dict[str, Any]:
+        """A snapshot as the arrays of ``checkpoint.npz``."""
+        arrays: dict[str, Any] = {}
+        offset = 0
+        for key, view in self.network.params.items():
+            arrays[f"param/{key}"] = snapshot.flat[offset : offset + view.size].reshape(view.shape)
+            offset += view.size
+        arrays.update({f"state/{k}": v for k, v in snapshot.state.items()})
+        arrays["epoch"] = np.array(snapshot.epoch)
+        arrays["rng"] = np.array(json.dumps(snapshot.rng))
         return arrays
 
     def restore(self, arrays: Mapping[str, Any], where: str) -> int:
@@ -250,7 +293,11 @@ class _Trainer:
                 else order[start : start + batch_size]
             )
             values = self._values(self.train_data, index)
-            result = self.network.train_step(values)
+            try:
+                result = self.network.train_step(values)
+            except GraphnetError as error:
+                error.message += f" (in epoch {epoch}, batch {batch + 1})"
+                raise
             size = len(values[self.network.slots[next(iter(self.train_data))]])
             if not math.isfinite(result.total):
                 raise self.diverged(epoch, batch + 1, result.total, values)
@@ -264,12 +311,8 @@ class _Trainer:
             total += result.total * size
             for i, use in enumerate(self.metrics):
                 sums[i] += use.metric.compute(values[use.slots[0]], values[use.slots[1]]) * size
-        broken = [k for k, p in self.network.params.items() if not np.isfinite(p).all()]
-        if broken:
-            raise TrainingError(
-                f"parameter {broken[0]!r} became NaN or Inf in epoch {epoch} (an update overflowed). "
-                "Training diverged: lower train.optimizer.lr, or check the data's scale"
-            )
+            if self.on_batch is not None:
+                self.on_batch(epoch, batch + 1, -(-self.n_train // batch_size), result.total)
         record: dict[str, Any] = {"epoch": epoch, "loss": total / self.n_train}
         if self.val_data:
             record.update(self.evaluate(batch_size))
@@ -295,7 +338,11 @@ class _Trainer:
 
     def diverged(self, epoch: int, batch: int, loss: float, values: list[Any]) -> TrainingError:
         node = self.network.first_non_finite(values)
-        culprit = f"; the first node whose output is not finite is {node!r}" if node else ""
+        culprit = (
+            f"; the first node whose output is not finite is {node!r}"
+            if node
+            else "; every node's output is finite: the loss itself overflowed"
+        )
         return TrainingError(
             f"the loss became {loss} in epoch {epoch}, batch {batch}{culprit}. "
             "Training diverged: lower train.optimizer.lr, or check the data's scale"
@@ -379,11 +426,13 @@ def train(
             "parameters": sum(p.size for p in network.params.values()),
         },
     )
+    if getattr(type(reporter), "batch", Reporter.batch) is not Reporter.batch:
+        trainer.on_batch = reporter.batch
     pending: list[dict[str, Any]] = []
     last_write = time.monotonic()
     saved_epoch = first_epoch - 1  # the epoch whose state checkpoint.npz holds (0: none yet)
-    snapshot: dict[str, Any] | None = None
-    with _Stop() as trainer.stop:
+    snapshot: _Snapshot | None = None
+    with _Stop() as trainer.stop, np.errstate(all="ignore"):  # non-finite values are caught
         try:
             for epoch in range(first_epoch, epochs + 1):
                 # the state after the last complete epoch, unless checkpoint.npz holds it already
@@ -394,19 +443,25 @@ def train(
                 pending.append(record)
                 reporter.epoch(record)
                 if epoch == epochs or time.monotonic() - last_write >= spec.train.checkpoint_every:
-                    folder.write_checkpoint(trainer.snapshot(epoch))
+                    trainer.check_parameters(epoch)  # a checkpoint never holds NaN or Inf
+                    folder.write_checkpoint(trainer.checkpoint(trainer.snapshot(epoch, copy=False)))
                     folder.append_metrics(trainer.columns, pending)
                     pending.clear()
                     saved_epoch, last_write = epoch, time.monotonic()
-        except (TrainingError, Interrupted) as error:
-            kept = _keep_last_complete(folder, trainer.columns, pending, snapshot)
-            if isinstance(error, Interrupted):
+        except Exception as error:  # whatever stopped the run, keep its complete epochs
+            kept = _keep_last_complete(
+                folder, trainer.columns, pending, trainer.checkpoint(snapshot) if snapshot else None
+            )
+            if isinstance(error, GraphnetError) and (kept or error.exit_code != 2):
                 error.message += (
                     f"; the run folder keeps epoch {kept}" if kept else "; no epoch was complete"
                 )
+            if isinstance(error, Interrupted):
                 error.where = str(folder.path)
+            try_draw_run(folder.path)
             raise
     folder.write_weights(network.params)
+    try_draw_run(folder.path)
     return history
 
 
@@ -419,7 +474,10 @@ def _keep_last_complete(
     """After a failure: the checkpoint and weights of the last complete epoch; its number."""
     try:
         folder.append_metrics(columns, pending)
-        if snapshot is not None and int(snapshot["epoch"]) >= 1:
+        finite = snapshot is not None and all(
+            np.isfinite(v).all() for k, v in snapshot.items() if k.startswith(("param/", "state/"))
+        )
+        if snapshot is not None and finite and int(snapshot["epoch"]) >= 1:
             folder.write_checkpoint(snapshot)
         last = folder.read_checkpoint()
         if last is None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Literal
 
@@ -13,6 +12,7 @@ import graphnet
 from graphnet.base import Array
 from graphnet.plugins import suggest
 from graphnet.runfolder import read_npz
+from graphnet.tables import read_table
 
 
 class Synthetic(graphnet.DataSource):
@@ -85,56 +85,11 @@ class CSV(graphnet.DataSource):
 
     def load(self, base_dir: Path, rng: np.random.Generator) -> dict[str, Array]:
         path = _resolve(base_dir, self.options.path)
-        header, rows = read_csv(path, self.options.delimiter)
-        out: dict[str, Array] = {}
-        for name, wanted in self.options.columns.items():
-            out[name] = csv_columns(path, header, rows, wanted, f"columns.{name}")
-        return out
-
-
-def read_csv(path: Path, delimiter: str = ",") -> tuple[list[str], list[list[str]]]:
-    """The header and the rows of a CSV file; errors name the file."""
-    try:
-        with path.open(newline="", encoding="utf-8") as file:
-            lines = list(csv.reader(file, delimiter=delimiter))
-    except FileNotFoundError:
-        raise graphnet.DataError("data file not found", str(path)) from None
-    except (OSError, UnicodeDecodeError, csv.Error) as error:
-        raise graphnet.DataError(f"cannot be read as CSV: {error}", str(path)) from None
-    if not lines:
-        raise graphnet.DataError("the CSV file is empty (it needs a header row)", str(path))
-    header = [name.strip() for name in lines[0]]
-    return header, lines[1:]
-
-
-def csv_columns(
-    path: Path, header: list[str], rows: list[list[str]], wanted: list[str], option: str
-) -> Array:
-    """The named columns as a float array; errors give the line and column of a bad cell."""
-    indices = []
-    for column in wanted:
-        if column not in header:
-            raise graphnet.DataError(
-                f"{option}: no column {column!r} in the header{suggest(column, header)}; "
-                f"columns: {', '.join(header)}",
-                str(path),
-            )
-        indices.append(header.index(column))
-    out = np.empty((len(rows), len(indices)))
-    for r, row in enumerate(rows):
-        if len(row) != len(header):
-            raise graphnet.DataError(
-                f"{len(row)} fields, the header has {len(header)}", f"{path}:{r + 2}"
-            )
-        for c, index in enumerate(indices):
-            cell = row[index]
-            try:
-                out[r, c] = float(cell)
-            except ValueError:
-                raise graphnet.DataError(
-                    f"column {header[index]!r}: {cell!r} is not a number", f"{path}:{r + 2}"
-                ) from None
-    return out
+        table = read_table(path, self.options.delimiter)
+        return {
+            name: table.columns(wanted, f"columns.{name}")
+            for name, wanted in self.options.columns.items()
+        }
 
 
 class NPZ(graphnet.DataSource):
@@ -153,15 +108,41 @@ class NPZ(graphnet.DataSource):
     def load(self, base_dir: Path, rng: np.random.Generator) -> dict[str, Array]:
         path = _resolve(base_dir, self.options.path)
         arrays = read_npz(path, "data file")
-        out = dict(arrays)
+        out = _FiniteArrays(path, arrays)
         for name, key in self.options.arrays.items():
             if key not in arrays:
                 raise graphnet.DataError(
-                    f"arrays.{name}: no array {key!r} in the file; it holds: {', '.join(arrays) or 'nothing'}",
+                    f"arrays.{name}: no array {key!r} in the file{suggest(key, arrays)}; "
+                    f"it holds: {', '.join(arrays) or 'nothing'}",
                     str(path),
                 )
+            out.keys_of[name] = key
             out[name] = arrays[key]
         return out
+
+
+class _FiniteArrays(dict[str, Array]):
+    """The arrays of an NPZ file, each checked for NaN and Inf when the engine takes it, so that
+    an error names the file and the array's key, and arrays no input reads are not checked."""
+
+    def __init__(self, path: Path, arrays: dict[str, Array]) -> None:
+        super().__init__(arrays)
+        self.path = path
+        self.keys_of: dict[str, str] = {}
+
+    def __getitem__(self, name: str) -> Array:
+        array = super().__getitem__(name)
+        if np.issubdtype(array.dtype, np.inexact):
+            bad = np.argwhere(~np.isfinite(array))
+            if len(bad):
+                index = tuple(int(i) for i in bad[0])
+                at = f"sample {index[0]} holds" if index else "holds"
+                raise graphnet.DataError(
+                    f"array {self.keys_of.get(name, name)!r}: {at} {array[index].item()!r} "
+                    f"at {list(index[1:])}; the data must be finite",
+                    str(self.path),
+                )
+        return array
 
 
 @graphnet.hookimpl

@@ -65,14 +65,18 @@ class Dense(graphnet.Layer):
 
     def backward(
         self, params: Mapping[str, Array], cache: Any, grad: Array
-    ) -> tuple[list[Array], dict[str, Array]]:
+    ) -> tuple[list[Array | None], dict[str, Array]]:
         X, dY = cache, grad
         W = params["W"]
-        dX = dY @ W.T
-        X2, dY2 = X.reshape(-1, W.shape[0]), dY.reshape(-1, W.shape[1])
-        grads = {"W": X2.T @ dY2}
+        X2, dY2 = (
+            (X, dY) if X.ndim == 2 else (X.reshape(-1, W.shape[0]), dY.reshape(-1, W.shape[1]))
+        )
+        out = self.grad_out or {}
+        grads = {"W": np.matmul(X2.T, dY2, out=out.get("W"))}
         if "b" in params:
-            grads["b"] = dY2.sum(axis=0)
+            grads["b"] = np.sum(dY2, axis=0, out=out.get("b"))
+        needed = self.input_grads_needed
+        dX = dY @ W.T if needed is None or needed[0] else None
         return [dX], grads
 
 

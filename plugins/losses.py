@@ -26,12 +26,14 @@ class MSE(graphnet.Loss):
     def forward(self, inputs: Sequence[Array]) -> tuple[Any, Any]:
         prediction, target = inputs
         diff = prediction - target
-        return (diff * diff).mean(), diff
+        flat = diff.reshape(-1)
+        return np.dot(flat, flat) / diff.dtype.type(diff.size), diff
 
     def backward(self, cache: Any) -> list[Array | None]:
-        diff = cache
-        d_prediction = diff * (2.0 / diff.size)
-        return [d_prediction, -d_prediction]
+        d_prediction = cache  # this loss's own array, used once: scale it in place
+        d_prediction *= 2.0 / d_prediction.size
+        needed = self.input_grads_needed
+        return [d_prediction, -d_prediction if needed is None or needed[1] else None]
 
 
 class CrossEntropy(graphnet.Loss):
@@ -58,7 +60,7 @@ class CrossEntropy(graphnet.Loss):
             bad = np.flatnonzero((ids != labels[:, 0]) | (ids < 0) | (ids >= classes))
             if bad.size:
                 raise graphnet.DataError(
-                    f"cross_entropy: label {float(labels[bad[0], 0])!r} of sample {int(bad[0])} in a batch "
+                    f"label {float(labels[bad[0], 0])!r} of sample {int(bad[0])} of the batch "
                     f"is not a class id in 0..{classes - 1}"
                 )
             value = -log_p[np.arange(n), ids].mean()

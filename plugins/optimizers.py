@@ -29,11 +29,12 @@ class SGD(graphnet.Optimizer):
     def init_state(self, params: Mapping[str, Array]) -> dict[str, Array]:
         if not self.options.momentum:
             return {}
-        return {f"{key}/momentum": np.zeros_like(p) for key, p in params.items()}
+        return {f"{key}/momentum": np.zeros_like(p) for key, p in _arrays(params).items()}
 
     def step(
         self, params: Mapping[str, Array], grads: Mapping[str, Array], state: dict[str, Array]
     ) -> None:
+        params, grads = _arrays(params), _arrays(grads)
         lr, momentum, decay = self.options.lr, self.options.momentum, self.options.weight_decay
         for key, p in params.items():
             g = grads[key]
@@ -44,7 +45,27 @@ class SGD(graphnet.Optimizer):
                 buffer *= momentum
                 buffer += g
                 g = g + momentum * buffer if self.options.nesterov else buffer
-            p -= lr * g
+            scaled = _scratch(self, p)
+            np.multiply(g, lr, out=scaled)
+            p -= scaled
+
+
+def _arrays(arrays: Mapping[str, Array]) -> Mapping[str, Array]:
+    """``{"all": flat}`` when the engine keeps every array in one flat buffer, else ``arrays``.
+
+    Updating the flat buffer in one call gives the same bits as updating each array.
+    """
+    flat = getattr(arrays, "flat", None)
+    return {"all": flat} if flat is not None else arrays
+
+
+def _scratch(optimizer: object, like: Array) -> Array:
+    """A work array of ``like``'s shape and dtype, kept on the optimizer between steps."""
+    kept: dict[tuple[tuple[int, ...], str], Array] = optimizer.__dict__.setdefault("_scratch", {})
+    key = (like.shape, like.dtype.str)
+    if key not in kept:
+        kept[key] = np.empty_like(like)
+    return kept[key]
 
 
 class Adam(graphnet.Optimizer):
@@ -68,7 +89,7 @@ class Adam(graphnet.Optimizer):
 
     def init_state(self, params: Mapping[str, Array]) -> dict[str, Array]:
         state = {"step": np.zeros((), dtype=np.int64)}
-        for key, p in params.items():
+        for key, p in _arrays(params).items():
             state[f"{key}/m"] = np.zeros_like(p)
             state[f"{key}/v"] = np.zeros_like(p)
         return state
@@ -81,17 +102,23 @@ class Adam(graphnet.Optimizer):
         t = int(state["step"])
         correction1 = 1 - o.beta1**t
         root_correction2 = math.sqrt(1 - o.beta2**t)
-        for key, p in params.items():
+        grads = _arrays(grads)
+        for key, p in _arrays(params).items():
             g = grads[key]
             if o.weight_decay:
                 g = g + o.weight_decay * p
             m, v = state[f"{key}/m"], state[f"{key}/v"]
+            work = _scratch(self, p)
             m *= o.beta1
-            m += (1 - o.beta1) * g
+            m += np.multiply(g, 1 - o.beta1, out=work)
             v *= o.beta2
-            v += (1 - o.beta2) * (g * g)
-            denominator = np.sqrt(v) / root_correction2 + o.eps
-            p -= (o.lr / correction1) * (m / denominator)
+            np.multiply(g, g, out=work)
+            v += np.multiply(work, 1 - o.beta2, out=work)
+            np.sqrt(v, out=work)  # the denominator, √v̂ + eps
+            work /= root_correction2
+            work += o.eps
+            np.divide(m, work, out=work)
+            p -= np.multiply(work, o.lr / correction1, out=work)
 
 
 @graphnet.hookimpl

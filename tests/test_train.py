@@ -354,9 +354,12 @@ def test_float32_stays_float32(tmp_path, monkeypatch):
     weights = read_weights(tmp_path / "run")
     assert weights and all(w.dtype == np.float32 for w in weights.values())
     with np.load(tmp_path / "run" / "checkpoint.npz", allow_pickle=False) as checkpoint:
-        floats = [checkpoint[k] for k in checkpoint.files if checkpoint[k].dtype.kind == "f"]
-    assert len(floats) == 2 * len(weights)  # parameters and momentum buffers
-    assert all(a.dtype == np.float32 for a in floats)
+        floats = {k: checkpoint[k] for k in checkpoint.files if checkpoint[k].dtype.kind == "f"}
+    momentum = [a for k, a in floats.items() if k.startswith("state/")]
+    n_params = sum(w.size for w in weights.values())
+    assert sum(a.size for a in momentum) == n_params  # a momentum entry for every parameter
+    assert len(floats) == len(weights) + len(momentum)  # parameters and momentum, nothing else
+    assert all(a.dtype == np.float32 for a in floats.values())
 
 
 # -- the run folder --------------------------------------------------------------------------

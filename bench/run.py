@@ -1,0 +1,228 @@
+"""Benchmark graphnet against hand-written numpy on the four workloads of bench/.
+
+    python bench/run.py [--workload W1,W2,W3,W4] [--repeats N]
+
+Each workload trains through graphnet's Python API and through its reference in
+bench/references.py, alternating in one process after a warm-up, from the same initial weights
+and data; the two must reach the same losses and weights. Training time is the sum of the
+epochs' `seconds` (graphnet) and the reference's own loop; the table gives medians, the ratio
+graphnet / reference, graphnet's fixed cost outside the epochs, and the peak memory of each,
+measured in child processes of their own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from references import REFERENCES  # noqa: E402
+
+import graphnet  # noqa: E402
+from graphnet.train import streams  # noqa: E402
+
+SPECS = {"W1": "w1_seed.yaml", "W2": "w2_mlp.yaml", "W3": "w3_wide.yaml", "W4": "w4_deep.yaml"}
+DATA = {  # file name, samples, input width, target width, float type, integer labels
+    "W2": ("w2.npz", 60_000, 784, 10, np.float32, True),
+    "W3": ("w3.npz", 512 * 30, 2048, 2048, np.float32, False),
+    "W4": ("w4.npz", 64 * 200, 32, 32, np.float64, False),
+}
+
+
+def write_data(workload: str, folder: Path) -> Path | None:
+    """The workload's random data set as an NPZ file (W1 uses graphnet's synthetic source)."""
+    if workload not in DATA:
+        return None
+    name, n, width, out, dtype, labels = DATA[workload]
+    path = folder / name
+    if not path.exists():
+        rng = np.random.default_rng(1)
+        x = rng.standard_normal((n, width), dtype=np.float32).astype(dtype)
+        if labels:
+            y = rng.integers(0, out, (n, 1)).astype(dtype)
+        else:
+            y = rng.standard_normal((n, out), dtype=np.float32).astype(dtype)
+            if workload == "W4":
+                y *= 0.1
+        np.savez(path, x=x, y=y)
+    return path
+
+
+def load(workload: str, data_path: Path | None) -> graphnet.Spec:
+    overrides = {"data.path": str(data_path)} if data_path else {}
+    return graphnet.load_spec(HERE / SPECS[workload], overrides=overrides)
+
+
+def reference_inputs(workload: str, spec: graphnet.Spec) -> tuple[dict, dict, dict]:
+    """The data, initial weights and extra arguments both sides start from."""
+    from graphnet.train import load_data
+
+    data = load_data(spec, streams(spec.seed)["data"])
+    init = graphnet.build(spec).weights()
+    if workload == "W4":  # 100 residual blocks need small weights to stay finite
+        init = {k: v * 0.1 if k.endswith("/W") else v for k, v in init.items()}
+    extra = {}
+    if workload == "W2":  # graphnet's shuffling order for the one epoch
+        extra["order"] = streams(spec.seed)["train"].permutation(len(data["x"]))
+    return data, init, extra
+
+
+def time_graphnet(spec: graphnet.Spec, init: dict, out: Path) -> tuple[float, float, list, dict]:
+    started = time.perf_counter()
+    history = graphnet.train(spec, out_dir=out, weights=init)
+    total = time.perf_counter() - started
+    training = sum(r["seconds"] for r in history)
+    weights = dict(np.load(out / "weights.npz"))
+    return training, total - training, [r["loss"] for r in history], weights
+
+
+def check_same(
+    workload: str, dtype: np.dtype, ours: tuple[list, dict], theirs: tuple[list, dict]
+) -> float:
+    """The largest relative difference of losses and weights; fails beyond float tolerance."""
+    tolerance = 1e-9 if dtype == np.float64 else 2e-4
+    worst = 0.0
+    for a, b in zip(ours[0], theirs[0], strict=True):
+        worst = max(worst, abs(a - b) / max(abs(b), 1e-12))
+    for key, value in theirs[1].items():
+        diff = np.abs(ours[1][key].astype(np.float64) - value) / (np.abs(value).max() + 1e-12)
+        worst = max(worst, float(diff.max()))
+    if worst > tolerance:
+        raise SystemExit(
+            f"{workload}: graphnet and the reference differ by {worst:.2e} (> {tolerance:g})"
+        )
+    return worst
+
+
+def matmul_peak(repeats: int = 5) -> float:
+    """numpy's own 2048x2048 float32 matmul in GFLOP/s, best of several."""
+    a = np.random.default_rng(0).standard_normal((2048, 2048), dtype=np.float32)
+    b = a.copy()
+    c = np.empty_like(a)
+    np.matmul(a, b, out=c)
+    best = min(_timed(lambda: np.matmul(a, b, out=c)) for _ in range(repeats))
+    return 2 * 2048**3 / best / 1e9
+
+
+def _timed(f) -> float:
+    started = time.perf_counter()
+    f()
+    return time.perf_counter() - started
+
+
+def child(side: str, workload: str, folder: Path) -> None:
+    """Run one side once and print its peak resident memory in MiB (for --memory)."""
+    spec = load(workload, write_data(workload, folder))
+    data, init, extra = reference_inputs(workload, spec)
+    if side == "graphnet":
+        del data
+        graphnet.train(spec, out_dir=folder / f"memory-{workload}", weights=init)
+    else:
+        REFERENCES[workload](data, init, **extra)
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def peak_memory(side: str, workload: str, folder: Path) -> float:
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        side,
+        "--workload",
+        workload,
+        "--folder",
+        str(folder),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    return float(result.stdout.strip().splitlines()[-1])
+
+
+def bench(workload: str, repeats: int, folder: Path) -> dict:
+    spec = load(workload, write_data(workload, folder))
+    data, init, extra = reference_inputs(workload, spec)
+    reference = REFERENCES[workload]
+    ours_times, fixed_times, ref_times = [], [], []
+    for repeat in range(repeats + 1):  # the first round warms up and is not counted
+        training, fixed, losses, weights = time_graphnet(
+            spec, init, folder / f"run-{workload}-{repeat}"
+        )
+        ref_weights, ref_losses, ref_seconds = reference(data, init, **extra)
+        if repeat == 0:
+            difference = check_same(
+                workload, np.dtype(spec.dtype), (losses, weights), (ref_losses, ref_weights)
+            )
+            continue
+        ours_times.append(training)
+        fixed_times.append(fixed)
+        ref_times.append(ref_seconds)
+    ratios = [a / b for a, b in zip(ours_times, ref_times, strict=True)]
+    row = {
+        "workload": workload,
+        "reference_s": statistics.median(ref_times),
+        "graphnet_s": statistics.median(ours_times),
+        "ratio": statistics.median(ratios),
+        "fixed_s": statistics.median(fixed_times),
+        "difference": difference,
+    }
+    if workload == "W3":
+        flops = 6 * 512 * 3 * 2048 * 2048 * 30
+        row["gflops"] = flops / row["graphnet_s"] / 1e9
+        row["peak_gflops"] = matmul_peak()
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workload", default="W1,W2,W3,W4", help="comma-separated: W1,W2,W3,W4")
+    parser.add_argument("--repeats", type=int, default=5, help="counted rounds per workload")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory children")
+    parser.add_argument("--json", action="store_true", help="print the rows as JSON too")
+    parser.add_argument("--child", choices=["graphnet", "reference"], help=argparse.SUPPRESS)
+    parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    workloads = [w.strip().upper() for w in args.workload.split(",") if w.strip()]
+    unknown = [w for w in workloads if w not in SPECS]
+    if unknown:
+        parser.error(f"unknown workload {unknown[0]}; choose from {', '.join(SPECS)}")
+    if args.child:
+        child(args.child, workloads[0], args.folder)
+        return
+    with tempfile.TemporaryDirectory(prefix="graphnet-bench-") as tmp:
+        folder = Path(tmp)
+        rows = []
+        for workload in workloads:
+            row = bench(workload, args.repeats, folder)
+            if not args.no_memory:
+                row["graphnet_mib"] = peak_memory("graphnet", workload, folder)
+                row["reference_mib"] = peak_memory("reference", workload, folder)
+            rows.append(row)
+            print(_format(row), flush=True)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+
+
+def _format(row: dict) -> str:
+    text = (
+        f"{row['workload']}: reference {row['reference_s']:.3f} s, graphnet {row['graphnet_s']:.3f} s, "
+        f"ratio {row['ratio']:.3f}, fixed cost {row['fixed_s']:.3f} s"
+    )
+    if "graphnet_mib" in row:
+        text += f", peak memory {row['graphnet_mib']:.0f} / {row['reference_mib']:.0f} MiB ({row['graphnet_mib'] / row['reference_mib']:.2f}x)"
+    if "gflops" in row:
+        text += f", {row['gflops']:.1f} GFLOP/s = {100 * row['gflops'] / row['peak_gflops']:.0f} % of matmul peak {row['peak_gflops']:.1f}"
+    return text + f" (same results to {row['difference']:.1e})"
+
+
+if __name__ == "__main__":
+    main()

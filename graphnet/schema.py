@@ -1,0 +1,229 @@
+"""``graphnet schema``: the JSON Schema (draft 2020-12) of the spec format.
+
+It is built from the spec's own pydantic models and from the ``Options`` model of every
+registered plugin: a node's ``type`` (a loss's ``type``, an optimizer's ``type``, the data's
+``source``) selects, through ``if``/``then``, the options of that plugin, with their
+descriptions, defaults and enums; any other key is refused, as graphnet refuses it. Types are
+matched case-insensitively, as graphnet matches them (``Dense`` and ``dense``).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from pydantic import BaseModel
+
+from graphnet.plugins import Registry
+from graphnet.spec import Spec
+
+DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+# Descriptions of the spec's own keys (the plugins describe their options themselves).
+HELP: dict[str, dict[str, str]] = {
+    "Spec": {
+        "name": "The run's name (default: the spec file's stem); runs go to runs/<name>.",
+        "seed": "Seeds the initialisation, shuffling, dropout and synthetic data.",
+        "dtype": "The floating-point type of parameters and data.",
+        "data": "The data set: a data-source plugin named by `source`, with its options inline.",
+        "inputs": "Named graph inputs, each with its per-sample shape (the batch axis is implicit).",
+        "nodes": "The layer nodes; their order in the file does not matter.",
+        "loss": "A loss, or a list of losses whose weighted sum is minimised.",
+        "outputs": "What `predict` returns (default: the first input of each loss).",
+        "train": "How to train: epochs, batches, optimizer, metrics and checkpoints.",
+    },
+    "InputSpec": {"shape": "The per-sample shape, e.g. [2]."},
+    "NodeSpec": {
+        "name": "The node's name, unique among nodes and inputs.",
+        "type": "The layer type: a registered layer plugin (case-insensitive).",
+        "inputs": "The names of the inputs or nodes it reads, in order.",
+    },
+    "LossSpec": {
+        "type": "The loss type: a registered loss plugin (case-insensitive).",
+        "inputs": "What it compares, usually [prediction, target].",
+        "weight": "Its weight in the total loss.",
+    },
+    "OptimizerSpec": {"type": "The optimizer type: a registered optimizer plugin."},
+    "DataSpec": {
+        "source": "The data source: a registered data-source plugin (case-insensitive).",
+        "validation": "The fraction of samples held out for validation (0 = none).",
+    },
+    "TrainSpec": {
+        "epochs": "Passes over the training set.",
+        "batch_size": "Samples per step; null = the whole training set.",
+        "shuffle": "Shuffle the training set every epoch.",
+        "optimizer": "The optimizer, with its options inline (default: sgd).",
+        "metrics": "Metric plugins reported per epoch for each loss, e.g. [mae].",
+        "checkpoint_every": "Seconds between checkpoints; 0 = after every epoch.",
+    },
+}
+
+# model name in the spec's schema -> (plugin kind, the key naming the plugin)
+PLUGGED = {
+    "NodeSpec": ("layer", "type"),
+    "LossSpec": ("loss", "type"),
+    "OptimizerSpec": ("optimizer", "type"),
+    "DataSpec": ("data source", "source"),
+}
+
+
+def caseless(name: str) -> str:
+    """A regular expression matching ``name`` in any letter case: ``^[Dd][Ee]...$``."""
+    parts = []
+    for char in name:
+        if char.lower() != char.upper():
+            parts.append(f"[{char.lower()}{char.upper()}]")
+        elif char in "\\^$.|?*+()[]{}-/":
+            parts.append("\\" + char)
+        else:
+            parts.append(char)
+    return "".join(parts)
+
+
+def _names(names: list[str], what: str) -> dict[str, Any]:
+    """A string that is one of ``names``, in any letter case (the enum helps editors complete)."""
+    return {
+        "type": "string",
+        "description": what,
+        "anyOf": [
+            {"enum": names},
+            {"pattern": "^(?:" + "|".join(caseless(n) for n in names) + ")$"},
+        ],
+    }
+
+
+def _strip_titles(schema: Any) -> Any:
+    """Drop pydantic's generated ``title``\\ s (``"Batch Size"``): descriptions say more."""
+    if isinstance(schema, dict):
+        return {
+            key: (
+                {k: _strip_titles(v) for k, v in value.items()}
+                if key in ("properties", "$defs", "patternProperties")
+                else _strip_titles(value)
+            )
+            for key, value in schema.items()
+            if key != "title"
+        }
+    if isinstance(schema, list):
+        return [_strip_titles(item) for item in schema]
+    return schema
+
+
+def options_schema(model: type[BaseModel], prefix: str, defs: dict[str, Any]) -> dict[str, Any]:
+    """A plugin's ``Options`` as ``properties`` and ``required``; nested models go to ``defs``
+    under ``prefix``."""
+    try:
+        schema = model.model_json_schema(ref_template=f"#/$defs/{prefix}{{model}}")
+    except Exception:  # a type pydantic cannot describe: keep the names and descriptions
+        schema = {
+            "properties": {
+                name: {"description": field.description} if field.description else {}
+                for name, field in model.model_fields.items()
+            },
+            "required": [n for n, f in model.model_fields.items() if f.is_required()],
+        }
+    for name, nested in schema.get("$defs", {}).items():
+        defs[prefix + name] = _strip_titles(nested)
+    return {
+        "properties": _strip_titles(schema.get("properties", {})),
+        "required": schema.get("required", []),
+    }
+
+
+def _plugged(
+    fixed: dict[str, Any], kind: str, key: str, registry: Registry, defs: dict[str, Any]
+) -> dict[str, Any]:
+    """A section naming a plugin with ``key``: fixed keys plus, per plugin, its own options."""
+    properties = {k: v for k, v in fixed["properties"].items() if k != "options"}
+    entries = registry.entries(kind)
+    properties[key] = _names(sorted(entries), properties.get(key, {}).get("description", ""))
+    branches = []
+    for name, entry in sorted(entries.items()):
+        options = options_schema(entry.cls.Options, f"{kind.replace(' ', '_')}.{name}.", defs)
+        then: dict[str, Any] = {
+            "properties": {**options["properties"], **{k: True for k in properties}},
+            "additionalProperties": False,
+        }
+        if options["required"]:
+            then["required"] = options["required"]
+        summary = entry.cls.summary()
+        if summary:
+            then["description"] = summary
+        branches.append(
+            {
+                "if": {"properties": {key: {"pattern": f"^{caseless(name)}$"}}, "required": [key]},
+                "then": then,
+            }
+        )
+    out: dict[str, Any] = {
+        "type": "object",
+        "properties": properties,
+        "required": fixed.get("required", []),
+    }
+    if branches:
+        out["allOf"] = branches
+    return out
+
+
+def _one_or_list(item: dict[str, Any], description: str | None = None) -> dict[str, Any]:
+    """``item`` or a non-empty list of them (graphnet accepts both)."""
+    schema: dict[str, Any] = {
+        "anyOf": [item, {"type": "array", "items": item, "minItems": 1}],
+    }
+    if description:
+        schema["description"] = description
+    return schema
+
+
+def spec_schema(registry: Registry) -> dict[str, Any]:
+    """The JSON Schema of a spec, with the options of every plugin in ``registry``."""
+    base = Spec.model_json_schema(ref_template="#/$defs/{model}")
+    defs: dict[str, Any] = base.pop("$defs")
+    for model, fields in HELP.items():
+        target = base if model == "Spec" else defs[model]
+        for name, text in fields.items():
+            target["properties"][name]["description"] = text
+    base = _strip_titles(base)
+    base.pop("description", None)  # the model's docstring, not for users
+    defs = _strip_titles(defs)
+    for model, (kind, key) in PLUGGED.items():
+        defs[model] = _plugged(defs[model], kind, key, registry, defs)
+    for model in ("NodeSpec", "LossSpec"):
+        inputs = defs[model]["properties"]["inputs"]
+        defs[model]["properties"]["inputs"] = _one_or_list(
+            {"type": "string"}, inputs.get("description")
+        )
+    defs["TrainSpec"]["properties"]["optimizer"] = {
+        "$ref": "#/$defs/OptimizerSpec",
+        "description": HELP["TrainSpec"]["optimizer"],
+        "default": {"type": "sgd"},
+    }
+    metrics = defs["TrainSpec"]["properties"]["metrics"]
+    metrics["items"] = _names(sorted(registry.entries("metric")), "A metric plugin.")
+    metrics["default"] = []
+    properties = base["properties"]
+    properties["loss"] = _one_or_list({"$ref": "#/$defs/LossSpec"}, HELP["Spec"]["loss"])
+    properties["outputs"] = {
+        "anyOf": [
+            {"type": "string"},
+            {"type": "array", "items": {"type": "string"}},
+            {"type": "null"},
+        ],
+        "description": HELP["Spec"]["outputs"],
+        "default": None,
+    }
+    properties["inputs"]["additionalProperties"] = False  # a name that is not a valid name
+    properties["train"] = {"$ref": "#/$defs/TrainSpec", "description": HELP["Spec"]["train"]}
+    return {
+        "$schema": DIALECT,
+        "title": "graphnet spec",
+        "description": (
+            "A network written down: inputs, layer nodes, losses, data and training. "
+            "Generated by `graphnet schema` from the installed plugins."
+        ),
+        "type": "object",
+        "properties": properties,
+        "required": base.get("required", []),
+        "additionalProperties": False,
+        "$defs": dict(sorted(copy.deepcopy(defs).items())),
+    }

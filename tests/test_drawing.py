@@ -1,0 +1,218 @@
+"""`graphnet graph SPEC [--format text|mermaid|dot] [--output FILE]`: the graph as text or a picture.
+
+Every format shows every input with its shape, every node with its type and output shape, the
+losses (with a weight that is not 1) and the outputs. Images are drawn by Graphviz's `dot` when
+it is installed; when it is not, the message says how to install it.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+import graphnet
+from graphnet.cli import cli
+from graphnet.drawing import to_dot, to_mermaid, to_text
+
+ROOT = Path(__file__).resolve().parents[1]
+SPECS = sorted((ROOT / "specs").glob("*.yaml"))
+HAS_DOT = shutil.which("dot") is not None
+
+WEIGHTED = """\
+name: two-heads
+inputs:
+  x: {shape: [4]}
+  y: {shape: [1]}
+  c: {shape: [1]}
+nodes:
+  - {name: trunk, type: Dense, inputs: x, units: 8}
+  - {name: reg, type: dense, inputs: [trunk], units: 1}
+  - {name: cls, type: dense, inputs: [trunk], units: 3}
+  - {name: probs, type: softmax, inputs: [cls]}
+loss:
+  - {type: mse, inputs: [reg, y]}
+  - {type: cross_entropy, inputs: [cls, c], weight: 0.5}
+outputs: [reg, probs]
+"""
+
+
+def invoke(*args: str | Path) -> Result:
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def shape(values: tuple[int, ...]) -> str:
+    return "[" + ", ".join(map(str, values)) + "]"
+
+
+@pytest.fixture
+def weighted(tmp_path: Path) -> Path:
+    path = tmp_path / "weighted.yaml"
+    path.write_text(WEIGHTED, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["text", "mermaid", "dot"])
+@pytest.mark.parametrize("spec", SPECS, ids=[p.stem for p in SPECS])
+def test_every_format_shows_every_input_node_loss_and_output(spec, fmt):
+    """Each node's name, type and shape, each input's shape, each loss type, and the outputs."""
+    result = invoke("graph", spec, "--format", fmt)
+    assert result.exit_code == 0, result.output
+    graph = graphnet.load_spec(spec)._graph
+    text = result.output
+    input_line = {
+        "text": r"^  {name}\s+{shape}$",
+        "mermaid": r'"{name}<br/>input {shape}',
+        "dot": r'<b>{name}</b><br/><font point-size="10">input {shape}',
+    }[fmt]
+    for name, dims in graph.inputs.items():
+        assert re.search(input_line.format(name=name, shape=re.escape(shape(dims))), text, re.M)
+    for node in graph.nodes:
+        pattern = rf"\b{node.name}\b.*?\b{node.type}\b\W*{re.escape(shape(node.shape))}"
+        assert re.search(pattern, text), node.name
+    for loss in graph.losses:
+        assert re.search(rf"\b{loss.type}\b", text)
+    for name in graph.outputs:
+        marked = rf"^  {name}\s+\[" if fmt == "text" else rf"\b{name}\b.*<i>output</i>"
+        assert re.search(marked, text.split("outputs\n")[-1], re.M), name
+
+
+def test_the_text_listing_of_the_seed_spec():
+    """The plain-text form reads top to bottom: inputs, nodes with their inputs, losses, outputs."""
+    result = invoke("graph", ROOT / "specs" / "seed.yaml")
+    assert result.exit_code == 0
+    assert result.output == (
+        "graph seed-product\n"
+        "inputs\n"
+        "  x  [2]\n"
+        "  y  [1]\n"
+        "nodes\n"
+        "  hidden  dense  [5]  <- x\n"
+        "  act     relu   [5]  <- hidden\n"
+        "  out     dense  [1]  <- act\n"
+        "losses\n"
+        "  mse  <- out, y\n"
+        "outputs\n"
+        "  out  [1]\n"
+    )
+
+
+def test_edges_are_every_nodes_and_losss_inputs(weighted):
+    """Mermaid and dot have one edge per input of each node and loss, and mark the outputs."""
+    graph = graphnet.load_spec(weighted)._graph
+    edges = sum(len(n.inputs) for n in graph.nodes) + sum(len(x.inputs) for x in graph.losses)
+    mermaid, dot = to_mermaid(graph), to_dot(graph)
+    assert len(re.findall(r"^  \w+ -(?:->|\.->) \w+$", mermaid, re.M)) == edges
+    assert len(re.findall(r"^  \w+ -> \w+", dot, re.M)) == edges
+    assert re.search(r"^  class \S*n1\S* output$", mermaid, re.M)  # reg
+    assert dot.count("<i>output</i>") == 2
+
+
+def test_a_loss_weight_other_than_1_is_shown(weighted):
+    """`cross_entropy (weight 0.5)`; the weight of 1 is not written."""
+    graph = graphnet.load_spec(weighted)._graph
+    for text in (to_text(graph), to_mermaid(graph), to_dot(graph)):
+        assert "cross_entropy (weight 0.5)" in text
+        assert "mse (weight" not in text
+
+
+def test_set_changes_the_drawing():
+    """`--set` is applied before drawing, as for validate and summary."""
+    result = invoke("graph", ROOT / "specs" / "seed.yaml", "--set", "nodes.hidden.units=8")
+    assert "hidden  dense  [8]" in result.output
+
+
+@pytest.mark.parametrize(
+    ("suffix", "fmt"), [(".dot", "dot"), (".mmd", "mermaid"), (".txt", "text")]
+)
+def test_output_writes_the_text_its_extension_names(tmp_path, suffix, fmt):
+    """`--output x.dot/.mmd/.txt` writes what `--format` prints."""
+    spec = ROOT / "specs" / "residual.yaml"
+    result = invoke("graph", spec, "--output", tmp_path / f"g{suffix}")
+    assert result.exit_code == 0, result.output
+    assert f"wrote {tmp_path / f'g{suffix}'}" in result.output
+    printed = invoke("graph", spec, "--format", fmt).output
+    assert (tmp_path / f"g{suffix}").read_text(encoding="utf-8") == printed
+
+
+@pytest.mark.parametrize(
+    ("args", "expected_error"),
+    [
+        (
+            ["--format", "mermaid", "--output", "g.dot"],
+            "--format mermaid does not fit --output g.dot",
+        ),
+        (["--format", "text", "--output", "g.png"], "--format text cannot be rendered to .png"),
+        (["--output", "g.jpeg"], "cannot tell the format from '.jpeg'"),
+        (["--format", "svg"], "Invalid value for '--format'"),
+    ],
+)
+def test_bad_format_and_output_exit_2(tmp_path, monkeypatch, args, expected_error):
+    """A format the output file cannot hold is refused before anything is written."""
+    monkeypatch.chdir(tmp_path)
+    result = invoke("graph", ROOT / "specs" / "seed.yaml", *args)
+    assert result.exit_code == 2
+    assert expected_error in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_bad_spec_is_a_located_error(tmp_path):
+    """The spec is validated first: errors name file:line as `validate` does."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(WEIGHTED.replace("inputs: [trunk], units: 1", "inputs: [trunc], units: 1"))
+    result = invoke("graph", bad)
+    assert result.exit_code == 2
+    assert (
+        "bad.yaml:8: nodes[1].inputs: unknown node 'trunc' (did you mean 'trunk'?)" in result.output
+    )
+
+
+def test_without_graphviz_an_image_says_how_to_install_it(tmp_path, monkeypatch):
+    """No `dot` on PATH: exit 2, how to install Graphviz, and how to get the text instead."""
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    result = invoke("graph", ROOT / "specs" / "seed.yaml", "--output", tmp_path / "g.png")
+    assert result.exit_code == 2
+    assert "needs Graphviz's `dot` program, which is not on PATH" in result.output
+    assert "apt install graphviz" in result.output
+    assert "--output graph.dot" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "g.png").exists()
+
+
+@pytest.mark.skipif(not HAS_DOT, reason="Graphviz's dot is not installed")
+@pytest.mark.parametrize("suffix", [".png", ".svg"])
+@pytest.mark.parametrize("spec", SPECS, ids=[p.stem for p in SPECS])
+def test_images_are_rendered_by_graphviz(tmp_path, spec, suffix):
+    """Every spec renders to PNG and SVG; the SVG names every node."""
+    out = tmp_path / f"graph{suffix}"
+    result = invoke("graph", spec, "--output", out)
+    assert result.exit_code == 0, result.output
+    data = out.read_bytes()
+    if suffix == ".png":
+        assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    else:
+        svg = data.decode()
+        assert "<svg" in svg
+        for node in graphnet.load_spec(spec).nodes:
+            assert f">{node.name}<" in svg
+
+
+def test_graph_runs_as_a_real_process():
+    """The installed `graphnet graph` prints dot text."""
+    script = shutil.which("graphnet", path=str(Path(sys.executable).parent))
+    command = [script] if script else [sys.executable, "-m", "graphnet"]
+    process = subprocess.run(
+        [*command, "graph", str(ROOT / "specs" / "two_inputs.yaml"), "--format", "dot"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert process.returncode == 0, process.stderr
+    assert process.stdout.startswith('digraph "two-inputs" {')
+    assert "n0 -> n2;" in process.stdout  # branch_a -> joined
