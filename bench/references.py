@@ -92,12 +92,14 @@ def w2_mlp(
         np.empty((batch, d), dtype) for d in (784, 512, 512, 10, 512, 512)
     )
     lse_ = np.empty((batch, 1), dtype)
+    E_ = np.empty((batch, 10), dtype)
     rows_ = np.arange(batch)
     total = 0.0
     started = time.perf_counter()
     for start in range(0, n, batch):
         index = order[start : start + batch]
         m = len(index)
+        E = E_[:m]
         xb, A1, A2, Z, dA1, dA2, lse, rows = (
             xb_[:m],
             A1_[:m],
@@ -119,13 +121,14 @@ def w2_mlp(
         np.matmul(A2, W3, out=Z)
         Z += b3
         Z -= Z.max(axis=1, keepdims=True)
-        np.exp(Z, out=Z)  # Z now holds exp(logits - max)
-        np.sum(Z, axis=1, keepdims=True, out=lse)
-        picked = Z[rows, y]
-        total += float(np.mean(np.log(lse[:, 0]) - np.log(picked))) * m
-        Z /= lse  # softmax
+        np.exp(Z, out=E)
+        np.sum(E, axis=1, keepdims=True, out=lse)
+        np.log(lse, out=lse)
+        Z -= lse  # log-softmax
+        total += -float(Z[rows, y].mean()) * m
+        np.exp(Z, out=Z)  # softmax
         Z[rows, y] -= 1
-        Z *= dtype.type(1.0 / m)  # dZ
+        Z /= dtype.type(m)  # dZ
         np.matmul(A2.T, Z, out=dW3)
         np.sum(Z, axis=0, out=db3)
         np.matmul(Z, W3.T, out=dA2)

@@ -5,9 +5,10 @@
 Each workload trains through graphnet's Python API and through its reference in
 bench/references.py, alternating in one process after a warm-up, from the same initial weights
 and data; the two must reach the same losses and weights. Training time is the sum of the
-epochs' `seconds` (graphnet) and the reference's own loop; the table gives medians, the ratio
-graphnet / reference, graphnet's fixed cost outside the epochs, and the peak memory of each,
-measured in child processes of their own.
+epochs' `seconds` (graphnet) and the reference's own loop; the table gives medians, the median
+of the per-round ratios graphnet / reference, graphnet's fixed cost outside the epochs (the data
+load and drawing loss.png reported apart), and the peak memory of each side, each measured in a
+child process of its own (the reference's child imports numpy only).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -28,9 +30,6 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from references import REFERENCES  # noqa: E402
-
-import graphnet  # noqa: E402
-from graphnet.train import streams  # noqa: E402
 
 SPECS = {"W1": "w1_seed.yaml", "W2": "w2_mlp.yaml", "W3": "w3_wide.yaml", "W4": "w4_deep.yaml"}
 DATA = {  # file name, samples, input width, target width, float type, integer labels
@@ -59,14 +58,18 @@ def write_data(workload: str, folder: Path) -> Path | None:
     return path
 
 
-def load(workload: str, data_path: Path | None) -> graphnet.Spec:
+def load(workload: str, folder: Path) -> Any:
+    import graphnet
+
+    data_path = write_data(workload, folder)
     overrides = {"data.path": str(data_path)} if data_path else {}
     return graphnet.load_spec(HERE / SPECS[workload], overrides=overrides)
 
 
-def reference_inputs(workload: str, spec: graphnet.Spec) -> tuple[dict, dict, dict]:
+def reference_inputs(workload: str, spec: Any) -> tuple[dict, dict, dict]:
     """The data, initial weights and extra arguments both sides start from."""
-    from graphnet.train import load_data
+    import graphnet
+    from graphnet.train import load_data, streams
 
     data = load_data(spec, streams(spec.seed)["data"])
     init = graphnet.build(spec).weights()
@@ -78,20 +81,54 @@ def reference_inputs(workload: str, spec: graphnet.Spec) -> tuple[dict, dict, di
     return data, init, extra
 
 
-def time_graphnet(spec: graphnet.Spec, init: dict, out: Path) -> tuple[float, float, list, dict]:
+def time_graphnet(spec: Any, init: dict, out: Path) -> tuple[float, float, float, list, dict]:
+    """Training time (the epochs' seconds), the fixed cost around it and the drawing time."""
+    import graphnet
+
+    drawing = _time_drawing()
     started = time.perf_counter()
     history = graphnet.train(spec, out_dir=out, weights=init)
     total = time.perf_counter() - started
     training = sum(r["seconds"] for r in history)
     weights = dict(np.load(out / "weights.npz"))
-    return training, total - training, [r["loss"] for r in history], weights
+    return (
+        training,
+        total - training - drawing[0],
+        drawing[0],
+        [r["loss"] for r in history],
+        weights,
+    )
+
+
+def _time_drawing() -> list[float]:
+    """Time spent drawing loss.png in the next run (reported apart from the fixed cost)."""
+    train_module = sys.modules["graphnet.train"]  # (graphnet.train is also the function)
+    spent = [0.0]
+    draw = getattr(train_module, "_untimed_draw", train_module.try_draw_run)
+    train_module._untimed_draw = draw  # type: ignore[attr-defined]
+
+    def timed(folder: Path) -> None:
+        started = time.perf_counter()
+        draw(folder)
+        spent[0] += time.perf_counter() - started
+
+    train_module.try_draw_run = timed  # type: ignore[attr-defined]
+    return spent
+
+
+def time_data_load(spec: Any) -> float:
+    from graphnet.train import load_data, streams
+
+    started = time.perf_counter()
+    load_data(spec, streams(spec.seed)["data"])
+    return time.perf_counter() - started
 
 
 def check_same(
     workload: str, dtype: np.dtype, ours: tuple[list, dict], theirs: tuple[list, dict]
 ) -> float:
     """The largest relative difference of losses and weights; fails beyond float tolerance."""
-    tolerance = 1e-9 if dtype == np.float64 else 2e-4
+    tolerance = 1e-9 if dtype == np.float64 else 1e-5
     worst = 0.0
     for a, b in zip(ours[0], theirs[0], strict=True):
         worst = max(worst, abs(a - b) / max(abs(b), 1e-12))
@@ -115,46 +152,78 @@ def matmul_peak(repeats: int = 5) -> float:
     return 2 * 2048**3 / best / 1e9
 
 
-def _timed(f) -> float:
+def _timed(f: Any) -> float:
     started = time.perf_counter()
     f()
     return time.perf_counter() - started
 
 
 def child(side: str, workload: str, folder: Path) -> None:
-    """Run one side once and print its peak resident memory in MiB (for --memory)."""
-    spec = load(workload, write_data(workload, folder))
-    data, init, extra = reference_inputs(workload, spec)
+    """Run one side once and print its peak resident memory in MiB."""
     if side == "graphnet":
-        del data
+        import graphnet
+
+        spec = load(workload, folder)
+        init = dict(np.load(folder / f"init-{workload}.npz"))
         graphnet.train(spec, out_dir=folder / f"memory-{workload}", weights=init)
-    else:
+    else:  # numpy only: the data and weights as the parent saved them
+        with np.load(folder / f"reference-{workload}.npz") as saved:
+            arrays = dict(saved)
+        data = {k[5:]: v for k, v in arrays.items() if k.startswith("data/")}
+        init = {k[5:]: v for k, v in arrays.items() if k.startswith("init/")}
+        extra = {k[6:]: v for k, v in arrays.items() if k.startswith("extra/")}
+        del arrays
         REFERENCES[workload](data, init, **extra)
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    print(_peak_mib())
 
 
-def peak_memory(side: str, workload: str, folder: Path) -> float:
-    command = [
-        sys.executable,
-        __file__,
-        "--child",
-        side,
-        "--workload",
-        workload,
-        "--folder",
-        str(folder),
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, check=True)
-    return float(result.stdout.strip().splitlines()[-1])
+def _peak_mib() -> float:
+    """This process's peak resident memory. VmHWM, not ru_maxrss: Linux carries ru_maxrss over
+    from the parent's image across fork and exec, so a child would report the parent's peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def bench(workload: str, repeats: int, folder: Path) -> dict:
-    spec = load(workload, write_data(workload, folder))
+def peak_memory(
+    workload: str, folder: Path, data: dict, init: dict, extra: dict
+) -> tuple[float, float]:
+    np.savez(folder / f"init-{workload}.npz", **init)
+    arrays = {
+        **{f"data/{k}": v for k, v in data.items()},
+        **{f"init/{k}": v for k, v in init.items()},
+    }
+    arrays.update({f"extra/{k}": v for k, v in extra.items()})
+    np.savez(folder / f"reference-{workload}.npz", **arrays)
+    del arrays
+    peaks = []
+    for side in ("graphnet", "reference"):
+        command = [
+            sys.executable,
+            __file__,
+            "--child",
+            side,
+            "--workload",
+            workload,
+            "--folder",
+            str(folder),
+        ]
+        result = subprocess.run(command, capture_output=True, text=True, check=True)
+        peaks.append(float(result.stdout.strip().splitlines()[-1]))
+    return peaks[0], peaks[1]
+
+
+def bench(workload: str, repeats: int, folder: Path, memory: bool) -> dict:
+    spec = load(workload, folder)
     data, init, extra = reference_inputs(workload, spec)
     reference = REFERENCES[workload]
-    ours_times, fixed_times, ref_times = [], [], []
+    ours, fixed, drawing, theirs = [], [], [], []
     for repeat in range(repeats + 1):  # the first round warms up and is not counted
-        training, fixed, losses, weights = time_graphnet(
+        training, fixed_cost, drawn, losses, weights = time_graphnet(
             spec, init, folder / f"run-{workload}-{repeat}"
         )
         ref_weights, ref_losses, ref_seconds = reference(data, init, **extra)
@@ -163,27 +232,32 @@ def bench(workload: str, repeats: int, folder: Path) -> dict:
                 workload, np.dtype(spec.dtype), (losses, weights), (ref_losses, ref_weights)
             )
             continue
-        ours_times.append(training)
-        fixed_times.append(fixed)
-        ref_times.append(ref_seconds)
-    ratios = [a / b for a, b in zip(ours_times, ref_times, strict=True)]
+        ours.append(training)
+        fixed.append(fixed_cost)
+        drawing.append(drawn)
+        theirs.append(ref_seconds)
+    data_load = statistics.median(time_data_load(spec) for _ in range(3))
     row = {
         "workload": workload,
-        "reference_s": statistics.median(ref_times),
-        "graphnet_s": statistics.median(ours_times),
-        "ratio": statistics.median(ratios),
-        "fixed_s": statistics.median(fixed_times),
+        "reference_s": statistics.median(theirs),
+        "graphnet_s": statistics.median(ours),
+        "ratio": statistics.median(a / b for a, b in zip(ours, theirs, strict=True)),
+        "fixed_s": statistics.median(fixed) - data_load,
+        "data_load_s": data_load,
+        "drawing_s": statistics.median(drawing),
         "difference": difference,
     }
     if workload == "W3":
         flops = 6 * 512 * 3 * 2048 * 2048 * 30
         row["gflops"] = flops / row["graphnet_s"] / 1e9
         row["peak_gflops"] = matmul_peak()
+    if memory:
+        row["graphnet_mib"], row["reference_mib"] = peak_memory(workload, folder, data, init, extra)
     return row
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--workload", default="W1,W2,W3,W4", help="comma-separated: W1,W2,W3,W4")
     parser.add_argument("--repeats", type=int, default=5, help="counted rounds per workload")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory children")
@@ -198,16 +272,11 @@ def main() -> None:
     if args.child:
         child(args.child, workloads[0], args.folder)
         return
+    rows = []
     with tempfile.TemporaryDirectory(prefix="graphnet-bench-") as tmp:
-        folder = Path(tmp)
-        rows = []
         for workload in workloads:
-            row = bench(workload, args.repeats, folder)
-            if not args.no_memory:
-                row["graphnet_mib"] = peak_memory("graphnet", workload, folder)
-                row["reference_mib"] = peak_memory("reference", workload, folder)
-            rows.append(row)
-            print(_format(row), flush=True)
+            rows.append(bench(workload, args.repeats, Path(tmp), not args.no_memory))
+            print(_format(rows[-1]), flush=True)
     if args.json:
         print(json.dumps(rows, indent=2))
 
@@ -215,12 +284,15 @@ def main() -> None:
 def _format(row: dict) -> str:
     text = (
         f"{row['workload']}: reference {row['reference_s']:.3f} s, graphnet {row['graphnet_s']:.3f} s, "
-        f"ratio {row['ratio']:.3f}, fixed cost {row['fixed_s']:.3f} s"
+        f"ratio {row['ratio']:.3f}; fixed cost {row['fixed_s']:.3f} s + data load "
+        f"{row['data_load_s']:.3f} s (+ loss.png {row['drawing_s']:.2f} s)"
     )
     if "graphnet_mib" in row:
-        text += f", peak memory {row['graphnet_mib']:.0f} / {row['reference_mib']:.0f} MiB ({row['graphnet_mib'] / row['reference_mib']:.2f}x)"
+        ratio = row["graphnet_mib"] / row["reference_mib"]
+        text += f"; peak memory {row['graphnet_mib']:.0f} / {row['reference_mib']:.0f} MiB ({ratio:.2f}x)"
     if "gflops" in row:
-        text += f", {row['gflops']:.1f} GFLOP/s = {100 * row['gflops'] / row['peak_gflops']:.0f} % of matmul peak {row['peak_gflops']:.1f}"
+        share = 100 * row["gflops"] / row["peak_gflops"]
+        text += f"; {row['gflops']:.1f} GFLOP/s = {share:.0f} % of the matmul peak {row['peak_gflops']:.1f}"
     return text + f" (same results to {row['difference']:.1e})"
 
 

@@ -287,7 +287,14 @@ class Network:
                     f"loss {loss.type!r}: forward failed: {type(error).__name__}: {error}",
                     self.graph.spec.where(("loss", loss.index)),
                 ) from error
-            value = float(value)
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                raise PluginError(
+                    f"loss {loss.type!r}: forward returned {type(value).__name__} "
+                    f"{list(getattr(value, 'shape', ()))} as the loss, not a number",
+                    self.graph.spec.where(("loss", loss.index)),
+                ) from None
             each.append(value)
             loss_caches.append(cache)
             total += loss.weight * value

@@ -21,6 +21,7 @@ from types import ModuleType
 from typing import Any
 
 import pluggy
+from pydantic import BaseModel
 
 from graphnet import hookspecs
 from graphnet.base import DataSource, Layer, Loss, Metric, Optimizer, Plugin
@@ -113,6 +114,12 @@ class Registry:
                 if not name:
                     raise PluginError(
                         f"{kind} class {cls.__qualname__} of plugin {package!r} has no `type` name"
+                    )
+                options = getattr(cls, "Options", None)
+                if not (isinstance(options, type) and issubclass(options, BaseModel)):
+                    raise PluginError(
+                        f"{kind} class {cls.__qualname__} of plugin {package!r}: its Options "
+                        f"must be a pydantic BaseModel subclass, not {options!r}"
                     )
                 if name in found and found[name].cls is not cls:
                     raise PluginError(

@@ -21,7 +21,14 @@ from typing import Any
 import numpy as np
 
 from graphnet.base import Array, Metric, Optimizer
-from graphnet.errors import DataError, GraphnetError, Interrupted, SpecError, TrainingError
+from graphnet.errors import (
+    DataError,
+    GraphnetError,
+    Interrupted,
+    PluginError,
+    SpecError,
+    TrainingError,
+)
 from graphnet.executor import Network
 from graphnet.graph import build_graph
 from graphnet.plots import try_draw_run
@@ -81,9 +88,9 @@ def load_data(spec: Spec, rng: np.random.Generator) -> dict[str, Array]:
         array = np.ascontiguousarray(raw, dtype=dtype)
         if not len(array):
             raise DataError(f"the data set is empty: input {name!r} has no samples", where)
-        bad = np.flatnonzero(~np.isfinite(array.reshape(len(array), -1)).all(axis=1))
-        if bad.size:
-            raise DataError(f"input {name!r}: sample {int(bad[0])} holds NaN or Inf", where)
+        bad = _first_non_finite(array)
+        if bad is not None:
+            raise DataError(f"input {name!r}: sample {bad} holds NaN or Inf", where)
         if count is not None and len(array) != count[1]:
             raise DataError(
                 f"input {name!r} has {len(array)} samples, input {count[0]!r} has {count[1]}", where
@@ -93,6 +100,19 @@ def load_data(spec: Spec, rng: np.random.Generator) -> dict[str, Array]:
     if count is None or count[1] == 0:
         raise DataError("the data set is empty", where)
     return out
+
+
+def _first_non_finite(array: Array, chunk: int = 4096) -> int | None:
+    """The first sample holding NaN or Inf, if any. A float64 sum settles the common case with
+    no temporary array; only when it is not finite are the samples scanned, a chunk at a time."""
+    if math.isfinite(float(array.sum(dtype=np.float64))):
+        return None
+    rows = array.reshape(len(array), -1)
+    for start in range(0, len(rows), chunk):
+        bad = np.flatnonzero(~np.isfinite(rows[start : start + chunk]).all(axis=1))
+        if bad.size:
+            return start + int(bad[0])
+    return None  # the sum overflowed, but every value is finite
 
 
 def split(
@@ -178,6 +198,7 @@ class _Stop:
 
 class _Trainer:
     stop: _Stop
+    _kept: tuple[Array, dict[str, Array]] | None = None  # the buffers of `snapshot`
     on_batch: Callable[[int, int, int, float], None] | None = None
 
     def __init__(
@@ -213,7 +234,8 @@ class _Trainer:
             return dict(self.optimizer.init_state(self.network.params))
         except Exception as error:
             raise TrainingError(
-                f"optimizer {self.spec.train.optimizer.type!r}: init_state failed: {error}"
+                f"optimizer {self.spec.train.optimizer.type!r}: init_state failed: {error}",
+                self.spec.where(("train", "optimizer")),
             ) from None
 
     def _metrics(self) -> list[_MetricUse]:
@@ -228,18 +250,31 @@ class _Trainer:
 
     def _values(self, arrays: Mapping[str, Array], index: Any) -> list[Any]:
         values: list[Any] = [None] * len(self.network.slots)
+        slots = self.network.slots
         for name, array in arrays.items():
-            values[self.network.slots[name]] = array[index]
+            values[slots[name]] = array[index]
         return values
 
     # -- checkpoints -------------------------------------------------------------------------
 
     def snapshot(self, epoch: int, copy: bool = True) -> _Snapshot:
         """The training state after ``epoch``: parameters, optimizer state and the RNG (the live
-        arrays themselves with ``copy=False``, to be written before training goes on)."""
+        arrays themselves with ``copy=False``, to be written before training goes on).
+
+        Copies go into buffers kept for the purpose, so a snapshot per epoch allocates nothing;
+        each copy overwrites the previous one.
+        """
         flat, state = self.network.params.flat, self.state
         if copy:
-            flat, state = flat.copy(), {k: np.array(v, copy=True) for k, v in state.items()}
+            if self._kept is None or self._kept[1].keys() != state.keys():
+                self._kept = (
+                    np.empty_like(flat),
+                    {k: np.array(v, copy=True) for k, v in state.items()},
+                )
+            np.copyto(self._kept[0], flat)
+            for key, value in state.items():
+                np.copyto(self._kept[1][key], value)
+            flat, state = self._kept
         return _Snapshot(epoch, flat, state, self.train_rng.bit_generator.state)
 
     def check_parameters(self, epoch: int) -> None:
@@ -286,19 +321,18 @@ class _Trainer:
         order = self.train_rng.permutation(self.n_train) if shuffle else None
         total = 0.0
         sums = [0.0] * len(self.metrics)
-        for batch, start in enumerate(range(0, self.n_train, batch_size)):
-            index = (
-                slice(start, start + batch_size)
-                if order is None
-                else order[start : start + batch_size]
+        n = self.n_train
+        for batch, start in enumerate(range(0, n, batch_size)):
+            end = min(start + batch_size, n)
+            size = end - start
+            values = self._values(
+                self.train_data, slice(start, end) if order is None else order[start:end]
             )
-            values = self._values(self.train_data, index)
             try:
                 result = self.network.train_step(values)
             except GraphnetError as error:
                 error.message += f" (in epoch {epoch}, batch {batch + 1})"
                 raise
-            size = len(values[self.network.slots[next(iter(self.train_data))]])
             if not math.isfinite(result.total):
                 raise self.diverged(epoch, batch + 1, result.total, values)
             self.stop.check(epoch)
@@ -306,11 +340,13 @@ class _Trainer:
                 self.optimizer.step(self.network.params, result.grads, self.state)
             except Exception as error:
                 raise TrainingError(
-                    f"optimizer {self.spec.train.optimizer.type!r}: step failed: {error}"
+                    f"optimizer {self.spec.train.optimizer.type!r}: step failed: "
+                    f"{type(error).__name__}: {error}",
+                    self.spec.where(("train", "optimizer")),
                 ) from error
             total += result.total * size
             for i, use in enumerate(self.metrics):
-                sums[i] += use.metric.compute(values[use.slots[0]], values[use.slots[1]]) * size
+                sums[i] += self.metric(use, values) * size
             if self.on_batch is not None:
                 self.on_batch(epoch, batch + 1, -(-self.n_train // batch_size), result.total)
         record: dict[str, Any] = {"epoch": epoch, "loss": total / self.n_train}
@@ -320,6 +356,17 @@ class _Trainer:
             record[use.column] = sums[i] / self.n_train
         record["seconds"] = time.perf_counter() - started
         return {c: record[c] for c in self.columns}
+
+    def metric(self, use: _MetricUse, values: list[Any]) -> float:
+        """One metric of one batch; a metric plugin that fails is named."""
+        try:
+            return float(use.metric.compute(values[use.slots[0]], values[use.slots[1]]))
+        except Exception as error:
+            index = self.spec.train.metrics.index(type(use.metric).type.lower())
+            raise PluginError(
+                f"metric {use.column!r}: compute failed: {type(error).__name__}: {error}",
+                self.spec.where(("train", "metrics", index)),
+            ) from None
 
     def evaluate(self, batch_size: int) -> dict[str, float]:
         n = len(next(iter(self.val_data.values())))
@@ -331,7 +378,7 @@ class _Trainer:
             loss, _, _ = self.network.losses(values, training=False)
             total += loss * size
             for i, use in enumerate(self.metrics):
-                sums[i] += use.metric.compute(values[use.slots[0]], values[use.slots[1]]) * size
+                sums[i] += self.metric(use, values) * size
         out = {"val_loss": total / n}
         out.update({f"val_{use.column}": sums[i] / n for i, use in enumerate(self.metrics)})
         return out
@@ -381,7 +428,22 @@ def train(
     """Train as ``graphnet run`` does: write the run folder and return one record per epoch."""
     if not isinstance(spec, Spec):
         spec = load_spec(spec)
-    reporter = reporter or Reporter()
+    folders: list[Path] = []
+    try:
+        return _train(spec, out_dir, weights, resume, reporter or Reporter(), folders)
+    finally:  # the training arrays are released by now: drawing does not add to the peak
+        if folders:
+            try_draw_run(folders[0])
+
+
+def _train(
+    spec: Spec,
+    out_dir: str | Path | None,
+    weights: str | Path | Mapping[str, Any] | None,
+    resume: bool,
+    reporter: Reporter,
+    folders: list[Path],
+) -> History:
     rngs = streams(spec.seed)
     network = build(spec)
     trainer = _Trainer(spec, network, load_data(spec, rngs["data"]), rngs)
@@ -411,6 +473,7 @@ def train(
             first_epoch = trainer.restore(checkpoint, str(folder.file("checkpoint.npz"))) + 1
         folder.truncate_metrics(trainer.columns, first_epoch - 1)
     folder.prepare(resume)
+    folders.append(folder.path)
     folder.write_spec(resolved)
 
     history = History(folder.read_metrics() if first_epoch > 1 else [])
@@ -458,10 +521,8 @@ def train(
                 )
             if isinstance(error, Interrupted):
                 error.where = str(folder.path)
-            try_draw_run(folder.path)
             raise
     folder.write_weights(network.params)
-    try_draw_run(folder.path)
     return history
 
 

@@ -61,11 +61,10 @@ def _arrays(arrays: Mapping[str, Array]) -> Mapping[str, Array]:
 
 def _scratch(optimizer: object, like: Array) -> Array:
     """A work array of ``like``'s shape and dtype, kept on the optimizer between steps."""
-    kept: dict[tuple[tuple[int, ...], str], Array] = optimizer.__dict__.setdefault("_scratch", {})
-    key = (like.shape, like.dtype.str)
-    if key not in kept:
-        kept[key] = np.empty_like(like)
-    return kept[key]
+    work: Array | None = optimizer.__dict__.get("_work")
+    if work is None or work.shape != like.shape or work.dtype != like.dtype:
+        work = optimizer.__dict__["_work"] = np.empty_like(like)
+    return work
 
 
 class Adam(graphnet.Optimizer):
