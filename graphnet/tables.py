@@ -75,7 +75,7 @@ def read_table(path: str | Path, delimiter: str = ",") -> Table:
     rows: list[list[str]] = []
     lines: list[int] = []
     try:
-        with path.open(newline="", encoding="utf-8") as file:
+        with path.open(newline="", encoding="utf-8-sig") as file:  # a BOM is not a column name
             reader = csv.reader(file, delimiter=delimiter)
             start = 1
             for row in reader:

@@ -13,6 +13,7 @@ import math
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from graphnet.base import Array, Metric, Optimizer
 from graphnet.errors import (
     DataError,
     GraphnetError,
+    GraphnetWarning,
     Interrupted,
     PluginError,
     SpecError,
@@ -472,6 +474,12 @@ def _train(
         if checkpoint is not None:
             first_epoch = trainer.restore(checkpoint, str(folder.file("checkpoint.npz"))) + 1
         folder.truncate_metrics(trainer.columns, first_epoch - 1)
+    if resume and first_epoch == 1:
+        warnings.warn(
+            f"{folder.path}: --resume: no checkpoint to continue from; training from epoch 1",
+            GraphnetWarning,
+            stacklevel=2,
+        )
     folder.prepare(resume)
     folders.append(folder.path)
     folder.write_spec(resolved)

@@ -685,3 +685,28 @@ def test_csv_source_names_a_non_numeric_cell(tmp_path):
     message = str(raised.value)
     assert "data.csv:4" in message
     assert "'x1'" in message and "'abc'" in message
+
+
+def test_csv_with_a_byte_order_mark(tmp_path):
+    """A CSV saved with a byte-order mark (as spreadsheets do) reads its first column by name."""
+    rows = "x0,x1,y\n0.5,0.25,1.25\n1.0,0.5,5.0\n"
+    (tmp_path / "data.csv").write_text(rows, encoding="utf-8-sig")
+    spec = seed_spec()
+    spec["inputs"] = {"a": {"shape": [2]}, "y": {"shape": [1]}}
+    spec["nodes"] = [dict(node) for node in spec["nodes"]]
+    spec["nodes"][0]["inputs"] = ["a"]
+    spec["data"] = {"source": "csv", "path": "data.csv", "columns": {"a": ["x0", "x1"], "y": ["y"]}}
+    loaded = graphnet.load_spec(write_spec(tmp_path, spec))
+    from graphnet.train import load_data, streams
+
+    data = load_data(loaded, streams(0)["data"])
+    np.testing.assert_array_equal(data["a"], [[0.5, 0.25], [1.0, 0.5]])
+
+
+def test_resume_without_a_checkpoint_says_so(tmp_path):
+    """--resume on a folder with no run trains from epoch 1 and warns that it does."""
+    product_data(tmp_path, 10)
+    path = write_spec(tmp_path, seed_spec(epochs=2))
+    with pytest.warns(graphnet.GraphnetWarning, match="no checkpoint to continue from"):
+        history = graphnet.train(graphnet.load_spec(path), tmp_path / "run", resume=True)
+    assert [r["epoch"] for r in history] == [1, 2]

@@ -1,0 +1,370 @@
+"""Fuzzing the spec reader: whatever a file holds, ``load_spec`` validates it or raises a
+``GraphnetError``, never any other exception (which the command line would show as an
+internal error).
+
+Two families of input: arbitrary YAML and JSON documents (random dicts, lists and scalars,
+serialised both ways), and mutations of the real specs in ``specs/`` (a key deleted, renamed or
+given a random value, a node duplicated, node inputs swapped, random lines inserted into the
+text, the text truncated).
+
+By default each test runs a few hundred examples (the ``graphnet-ci`` profile), so the fuzz
+tests run in every test run. ``pytest -m fuzz`` runs them with 10,000 examples each (the
+``graphnet-fuzz`` profile); ``GRAPHNET_FUZZ_EXAMPLES=N`` sets the count explicitly.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+import graphnet
+
+ROOT = Path(__file__).resolve().parents[1]
+SPECS = sorted((ROOT / "specs").glob("*.yaml"))
+
+pytestmark = pytest.mark.fuzz
+
+COMMON = {
+    "deadline": None,
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
+    "print_blob": True,  # a failure prints how to reproduce it
+    "database": None,  # nothing written into the work tree
+}
+settings.register_profile("graphnet-ci", max_examples=200, **COMMON)  # type: ignore[arg-type]
+settings.register_profile("graphnet-fuzz", max_examples=10_000, **COMMON)  # type: ignore[arg-type]
+
+
+def fuzz_settings(config: pytest.Config) -> settings:
+    """The profile for this run: ``graphnet-fuzz`` under ``-m fuzz``, else ``graphnet-ci``;
+    ``GRAPHNET_FUZZ_EXAMPLES`` overrides the number of examples of either."""
+    marks = str(getattr(config.option, "markexpr", "") or "")
+    big = "fuzz" in marks and "not fuzz" not in marks
+    chosen = settings.get_profile("graphnet-fuzz" if big else "graphnet-ci")
+    count = os.environ.get("GRAPHNET_FUZZ_EXAMPLES", "").strip()
+    return settings(chosen, max_examples=int(count)) if count else chosen
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where each example's spec file is written (one file name per suffix, overwritten)."""
+    return tmp_path_factory.mktemp("fuzz")
+
+
+@pytest.fixture
+def fuzz(request: pytest.FixtureRequest) -> Callable[[Any], None]:
+    """Run a ``@given`` test with this run's settings; print how many examples it ran
+    (``pytest -s`` shows the line)."""
+
+    def run(test: Any) -> None:
+        calls = 0
+        inner = test.hypothesis.inner_test
+
+        def counted(*args: Any, **kwargs: Any) -> None:
+            nonlocal calls
+            calls += 1
+            inner(*args, **kwargs)
+
+        test.hypothesis.inner_test = counted
+        chosen = fuzz_settings(request.config)
+        started = time.perf_counter()
+        chosen(test)()
+        print(
+            f"\n{request.node.name}: {calls} examples run "
+            f"(max_examples={chosen.max_examples}) in {time.perf_counter() - started:.1f} s"
+        )
+
+    return run
+
+
+def check_loads(path: Path, text: str, overrides: list[str] | None = None) -> None:
+    """``load_spec`` of ``text`` succeeds or raises a ``GraphnetError`` with a message."""
+    path.write_text(text, encoding="utf-8")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            spec = graphnet.load_spec(path, overrides)
+        except graphnet.GraphnetError as error:
+            assert str(error).strip(), "an error without a message"
+            assert error.exit_code == 2
+            return
+    assert isinstance(spec, graphnet.Spec)
+    spec.to_dict()  # what a run saves as spec.yaml
+
+
+# -- arbitrary documents -----------------------------------------------------------------------
+
+SPEC_WORDS = [
+    "name", "seed", "dtype", "data", "source", "inputs", "shape", "nodes", "type", "units",
+    "loss", "outputs", "train", "epochs", "batch_size", "optimizer", "lr", "metrics", "x", "y",
+    "dense", "relu", "add", "concat", "mse", "sgd", "hidden", "out", "weight", "validation",
+]  # fmt: skip
+
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=-3, max_value=10)
+    | st.floats()
+    | st.text(max_size=12)
+    | st.sampled_from(SPEC_WORDS)
+)
+keys = st.sampled_from(SPEC_WORDS) | st.text(max_size=8) | st.integers(-2, 5) | st.booleans()
+
+
+def containers(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.lists(children, max_size=4) | st.dictionaries(keys, children, max_size=5)
+
+
+documents = st.recursive(scalars, containers, max_leaves=20)
+
+node_docs = st.fixed_dictionaries(
+    {"name": st.sampled_from(["hidden", "out", "x", "y", "a b"]) | scalars},
+    optional={
+        "type": st.sampled_from(["dense", "relu", "add", "concat", "Dense", "nope"]) | scalars,
+        "inputs": st.lists(st.sampled_from(["x", "y", "hidden", "out", "zz"]), max_size=3)
+        | documents,
+        "units": st.integers(-2, 6) | scalars,
+        "rate": st.floats(-1, 2) | scalars,
+    },
+)
+# documents shaped like a spec, so that validation gets past the first level
+spec_docs = st.fixed_dictionaries(
+    {},
+    optional={
+        "inputs": st.dictionaries(
+            st.sampled_from(["x", "y", "z", "1x"]) | st.text(max_size=4),
+            st.fixed_dictionaries({"shape": st.lists(st.integers(-1, 4), max_size=3) | documents})
+            | documents,
+            max_size=3,
+        )
+        | documents,
+        "nodes": st.lists(node_docs, max_size=5) | documents,
+        "loss": st.fixed_dictionaries(
+            {
+                "type": st.sampled_from(["mse", "bce", "cross_entropy"]) | scalars,
+                "inputs": st.lists(st.sampled_from(["x", "y", "out", "hidden"]), max_size=3),
+            },
+            optional={"weight": scalars},
+        )
+        | documents,
+        "train": st.dictionaries(st.sampled_from(SPEC_WORDS), documents, max_size=4) | documents,
+        "data": st.dictionaries(st.sampled_from(SPEC_WORDS), documents, max_size=4) | documents,
+        "dtype": st.sampled_from(["float32", "float64", "float16"]) | scalars,
+        "seed": scalars,
+        "outputs": documents,
+    },
+)
+
+
+def as_json(document: Any) -> str | None:
+    try:
+        return json.dumps(document, indent=2)
+    except (TypeError, ValueError):  # keys json cannot write
+        return None
+
+
+def test_arbitrary_documents_never_crash(fuzz: Callable[[Any], None], folder: Path) -> None:
+    """Any YAML or JSON document, spec-shaped or not, validates or is a GraphnetError."""
+
+    @given(document=documents | spec_docs, flow=st.booleans())
+    @example(document=[], flow=False)
+    @example(document={"inputs": {}, "nodes": [], "loss": []}, flow=True)
+    def test(document: Any, flow: bool) -> None:
+        check_loads(folder / "doc.yaml", yaml.safe_dump(document, default_flow_style=flow))
+        text = as_json(document)
+        if text is not None:
+            check_loads(folder / "doc.json", text)
+            check_loads(folder / "json.yaml", text)  # JSON is YAML too
+
+    fuzz(test)
+
+
+def test_arbitrary_text_never_crashes(fuzz: Callable[[Any], None], folder: Path) -> None:
+    """Any text at all, read as YAML and as JSON, validates or is a GraphnetError."""
+
+    @given(text=st.text(max_size=200) | st.text(alphabet="{}[]:,-&*!|>'\"#\n\t ab1", max_size=80))
+    @example(text="a: &x [*x]\n")
+    @example(text="? [1, 2]\n: 3\n")
+    @example(text="!!python/object/apply:os.system ['true']\n")
+    @example(text="\ufeff{}")
+    def test(text: str) -> None:
+        check_loads(folder / "text.yaml", text)
+        check_loads(folder / "text.json", text)
+
+    fuzz(test)
+
+
+# -- mutations of the real specs -----------------------------------------------------------
+
+
+def paths(document: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    """Every path to a value inside ``document``."""
+    if isinstance(document, dict):
+        for key, value in document.items():
+            yield (*prefix, key)
+            yield from paths(value, (*prefix, key))
+    elif isinstance(document, list):
+        for i, value in enumerate(document):
+            yield (*prefix, i)
+            yield from paths(value, (*prefix, i))
+
+
+def parent(document: Any, path: tuple[Any, ...]) -> Any:
+    for part in path[:-1]:
+        document = document[part]
+    return document
+
+
+LAYERS = ["dense", "relu", "sigmoid", "tanh", "softmax", "add", "concat", "dropout", "Dense"]
+OPTIONS = [{"units": 3}, {"rate": 0.5}, {"rate": 1.5}, {"units": 2, "init": "zeros"}, {}]
+
+
+def mutate(data: st.DataObject, document: Any) -> Any:
+    """One structural mutation of a spec's data."""
+    document = copy.deepcopy(document)
+    kind = data.draw(
+        st.sampled_from(
+            ["delete", "replace", "rename", "duplicate", "swap", "retype", "rewire", "relayer"]
+        ),
+        label="mutation",
+    )
+    every = list(paths(document))
+    if kind in ("delete", "replace", "rename", "retype"):
+        path = data.draw(st.sampled_from(every), label="path")
+        container = parent(document, path)
+        key = path[-1]
+        if kind == "delete":
+            del container[key]
+        elif kind == "replace":
+            container[key] = data.draw(documents, label="value")
+        elif kind == "retype":
+            container[key] = data.draw(scalars | st.lists(scalars, max_size=2), label="value")
+        elif isinstance(container, dict):
+            new = data.draw(
+                st.sampled_from(SPEC_WORDS) | st.text(max_size=6) | st.just(f"{key}s"), label="key"
+            )
+            container[new] = container.pop(key)
+    nodes = document.get("nodes") if isinstance(document, dict) else None
+    if kind == "duplicate" and isinstance(nodes, list) and nodes:
+        i = data.draw(st.integers(0, len(nodes) - 1), label="node")
+        nodes.insert(data.draw(st.integers(0, len(nodes)), label="at"), copy.deepcopy(nodes[i]))
+    names = [n.get("name") for n in nodes if isinstance(n, dict)] if isinstance(nodes, list) else []
+    inputs = document.get("inputs") if isinstance(document, dict) else None
+    names += list(inputs) if isinstance(inputs, dict) else []
+    if kind == "rewire" and isinstance(nodes, list) and nodes and names:
+        node = nodes[data.draw(st.integers(0, len(nodes) - 1), label="node")]
+        if isinstance(node, dict):  # cycles, self-loops, several inputs, repeats
+            node["inputs"] = data.draw(st.lists(st.sampled_from(names), max_size=4), label="to")
+    if kind == "relayer" and isinstance(nodes, list) and nodes:
+        node = nodes[data.draw(st.integers(0, len(nodes) - 1), label="node")]
+        if isinstance(node, dict):  # every built-in layer, with or without options
+            node["type"] = data.draw(st.sampled_from(LAYERS), label="type")
+            if data.draw(st.booleans(), label="options"):
+                node.pop("units", None)
+                node.update(data.draw(st.sampled_from(OPTIONS), label="with"))
+    if kind == "swap" and isinstance(nodes, list) and len(nodes) >= 2:
+        i, j = data.draw(st.lists(st.integers(0, len(nodes) - 1), min_size=2, max_size=2))
+        if isinstance(nodes[i], dict) and isinstance(nodes[j], dict):
+            nodes[i]["inputs"], nodes[j]["inputs"] = nodes[j].get("inputs"), nodes[i].get("inputs")
+    return document
+
+
+def mutate_text(data: st.DataObject, text: str) -> str:
+    """Random lines inserted into the text, or the text cut short."""
+    if data.draw(st.booleans(), label="truncate"):
+        return text[: data.draw(st.integers(0, len(text)), label="cut")]
+    lines = text.splitlines(keepends=True)
+    for _ in range(data.draw(st.integers(1, 3), label="lines")):
+        at = data.draw(st.integers(0, len(lines)), label="at")
+        line = data.draw(
+            st.text(max_size=30)
+            | st.sampled_from(["  - {name: extra, type: relu, inputs: [x]}", "  units: 3", "\t"])
+            | st.builds(lambda w, v: f"{w}: {v}", st.sampled_from(SPEC_WORDS), st.text(max_size=5)),
+            label="line",
+        )
+        lines.insert(at, line + "\n")
+    return "".join(lines)
+
+
+ORIGINALS = {path.name: path.read_text(encoding="utf-8") for path in SPECS}
+PARSED = {name: yaml.safe_load(text) for name, text in ORIGINALS.items()}
+
+
+def spec_folder(folder: Path) -> Path:
+    """A copy of the specs' data files beside the mutated specs (csv paths resolve)."""
+    target = folder / "specs"
+    if not target.exists():
+        (target / "data").mkdir(parents=True)
+        for path in (ROOT / "specs" / "data").iterdir():
+            (target / "data" / path.name).write_bytes(path.read_bytes())
+    return target
+
+
+def test_the_specs_are_there() -> None:
+    """The mutation tests start from real specs, and each of them is valid."""
+    assert len(SPECS) >= 3
+    for path in SPECS:
+        graphnet.load_spec(path)
+
+
+def test_mutated_specs_never_crash(fuzz: Callable[[Any], None], folder: Path) -> None:
+    """A spec of specs/ with keys deleted, renamed or given random values, nodes duplicated or
+    their inputs swapped, written as YAML or JSON: it validates or is a GraphnetError."""
+    target = spec_folder(folder)
+
+    @given(name=st.sampled_from(sorted(PARSED)), data=st.data(), as_yaml=st.booleans())
+    def test(name: str, data: st.DataObject, as_yaml: bool) -> None:
+        document = PARSED[name]
+        for _ in range(data.draw(st.integers(1, 3), label="mutations")):
+            document = mutate(data, document)
+        if as_yaml:
+            check_loads(target / "mutated.yaml", yaml.safe_dump(document, sort_keys=False))
+        else:
+            text = as_json(document)
+            if text is not None:
+                check_loads(target / "mutated.json", text)
+
+    fuzz(test)
+
+
+def test_mutated_spec_text_never_crashes(fuzz: Callable[[Any], None], folder: Path) -> None:
+    """A spec of specs/ with random lines inserted or cut short: valid or a GraphnetError."""
+    target = spec_folder(folder)
+
+    @given(name=st.sampled_from(sorted(ORIGINALS)), data=st.data())
+    def test(name: str, data: st.DataObject) -> None:
+        check_loads(target / "text.yaml", mutate_text(data, ORIGINALS[name]))
+        as_json_text = as_json(PARSED[name])
+        assert as_json_text is not None
+        check_loads(target / "text.json", mutate_text(data, as_json_text))
+
+    fuzz(test)
+
+
+def test_random_overrides_never_crash(fuzz: Callable[[Any], None], folder: Path) -> None:
+    """`--set KEY=VALUE` with random keys and values: applied and validated, or a GraphnetError."""
+    target = spec_folder(folder)
+    parts = st.sampled_from([*SPEC_WORDS, "0", "1", "-1", "9", "act", "h1"]) | st.text(max_size=5)
+    items = st.builds(
+        lambda key, sep, value: ".".join(key) + sep + value,
+        st.lists(parts, min_size=0, max_size=4),
+        st.sampled_from(["=", "=", ""]),
+        st.text(max_size=12) | st.sampled_from(["3", "-1", "[1, 2]", "{a: 1}", "null", "1e-3"]),
+    )
+
+    @given(name=st.sampled_from(sorted(ORIGINALS)), overrides=st.lists(items, max_size=3))
+    def test(name: str, overrides: list[str]) -> None:
+        check_loads(target / "set.yaml", ORIGINALS[name], overrides)
+
+    fuzz(test)
