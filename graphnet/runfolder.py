@@ -75,9 +75,15 @@ def read_npz(path: str | Path, what: str) -> dict[str, np.ndarray]:
         raise DataError(f"not a readable NPZ file ({error})", str(path)) from None
 
 
-def write_atomic(path: Path, data: bytes | Callable[[BinaryIO], None]) -> None:
+def write_atomic(
+    path: Path, data: bytes | Callable[[BinaryIO], None], durable: bool = False
+) -> None:
     """Write ``data`` (bytes, or a function writing to a file) to ``path`` through a temporary
-    file and ``os.replace``."""
+    file and ``os.replace``, so a reader sees the old file or the new one, never half of one.
+
+    ``durable`` also flushes the file to the disk before the rename (``fsync``), so it survives
+    a power cut too; the checkpoint is written so.
+    """
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.chmod(temporary, 0o644)  # mkstemp makes files only their owner can read
@@ -87,7 +93,8 @@ def write_atomic(path: Path, data: bytes | Callable[[BinaryIO], None]) -> None:
             else:
                 file.write(data)
             file.flush()
-            os.fsync(file.fileno())
+            if durable:
+                os.fsync(file.fileno())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -160,9 +167,11 @@ class RunFolder:
     def file(self, name: str) -> Path:
         return self.path / name
 
-    def write(self, name: str, data: bytes | Callable[[BinaryIO], None]) -> None:
+    def write(
+        self, name: str, data: bytes | Callable[[BinaryIO], None], durable: bool = False
+    ) -> None:
         try:
-            write_atomic(self.file(name), data)
+            write_atomic(self.file(name), data, durable)
         except OSError as error:
             raise TrainingError(
                 f"cannot write {name}: {error.strerror or error}", str(self.path)
@@ -188,7 +197,7 @@ class RunFolder:
         self.write(WEIGHTS, npz_writer(params))
 
     def write_checkpoint(self, arrays: Mapping[str, np.ndarray]) -> None:
-        self.write(CHECKPOINT, npz_writer(arrays))
+        self.write(CHECKPOINT, npz_writer(arrays), durable=True)
 
     def read_checkpoint(self) -> dict[str, np.ndarray] | None:
         path = self.file(CHECKPOINT)

@@ -132,7 +132,8 @@ class _FiniteArrays(dict[str, Array]):
 
     def __getitem__(self, name: str) -> Array:
         array = super().__getitem__(name)
-        if np.issubdtype(array.dtype, np.inexact):
+        # a float64 sum is finite exactly when every value is (bar overflow): no temporary array
+        if np.issubdtype(array.dtype, np.inexact) and not np.isfinite(array.sum(dtype=np.float64)):
             bad = np.argwhere(~np.isfinite(array))
             if len(bad):
                 index = tuple(int(i) for i in bad[0])

@@ -470,3 +470,82 @@ def test_nodes_out_of_order_train_identically(tmp_path):
     assert losses == shuffled_losses
     for key in weights:
         np.testing.assert_array_equal(weights[key], shuffled[key], err_msg=key)
+
+
+RESIDUAL = {
+    "seed": 4,
+    "inputs": {"x": {"shape": [3]}, "y": {"shape": [2]}},
+    "nodes": [
+        {"name": "embed", "type": "dense", "inputs": ["x"], "units": 4},
+        {"name": "d1", "type": "dense", "inputs": ["embed"], "units": 4},
+        {"name": "r1", "type": "relu", "inputs": ["d1"]},
+        {"name": "skip", "type": "add", "inputs": ["embed", "r1"]},
+        {"name": "both", "type": "concat", "inputs": ["skip", "embed"]},
+        {"name": "out", "type": "dense", "inputs": ["both"], "units": 2},
+    ],
+    "loss": [
+        {"type": "mse", "inputs": ["out", "y"]},
+        {"type": "mse", "inputs": ["skip", "embed"], "weight": 0.1},
+    ],
+}
+
+
+def _steps(network: graphnet.Network, arrays: dict[str, np.ndarray], steps: int) -> list[Any]:
+    """Plain SGD steps through train_step; the weights after each."""
+    seen = []
+    for _ in range(steps):
+        result = network.train_step(slot_values(network, arrays))
+        for key, param in network.params.items():
+            param -= 0.01 * result.grads[key]
+        seen.append(network.weights())
+    return seen
+
+
+def test_compiled_passes_give_the_same_bits(tmp_path, monkeypatch):
+    """After a few steps a plan's passes run as generated code; every step gives exactly the
+    same weights as the step-by-step loop (fan-out, a skip connection, weighted losses)."""
+    import graphnet.executor as executor
+
+    rng = np.random.default_rng(2)
+    arrays = {"x": rng.standard_normal((5, 3)), "y": rng.standard_normal((5, 2))}
+    path = write_spec(tmp_path, RESIDUAL)
+    monkeypatch.setattr(executor, "COMPILE_NODES", 0)  # as for a plan too large to compile at once
+    monkeypatch.setattr(executor, "COMPILE_AFTER", 10**9)
+    looped_network = graphnet.build(graphnet.load_spec(path))
+    looped = _steps(looped_network, arrays, 6)
+    assert looped_network._train_plan.backward == looped_network._train_plan._loop_backward
+    monkeypatch.setattr(executor, "COMPILE_AFTER", 3)  # compiled after its third step
+    network = graphnet.build(graphnet.load_spec(path))
+    compiled = _steps(network, arrays, 6)
+    assert network._train_plan.backward != network._train_plan._loop_backward
+    monkeypatch.setattr(executor, "COMPILE_NODES", 2000)  # compiled when built
+    built = _steps(graphnet.build(graphnet.load_spec(path)), arrays, 6)
+    assert all(np.array_equal(a[k], b[k]) for a, b in zip(compiled, built, strict=True) for k in a)
+    for a, b in zip(looped, compiled, strict=True):
+        for key in a:
+            assert np.array_equal(a[key], b[key]), key
+
+
+def test_compiled_passes_name_the_failing_node(tmp_path, monkeypatch):
+    """A plugin that fails inside a compiled pass is still named, with its spec location."""
+    import graphnet.executor as executor
+
+    monkeypatch.setattr(executor, "COMPILE_AFTER", 1)
+    network = graphnet.build(graphnet.load_spec(write_spec(tmp_path, RESIDUAL)))
+    rng = np.random.default_rng(2)
+    arrays = {"x": rng.standard_normal((5, 3)), "y": rng.standard_normal((5, 2))}
+    network.train_step(slot_values(network, arrays))
+    relu_layer = network.graph.node("r1").layer
+
+    def broken(*args: Any) -> Any:
+        raise ValueError("boom")
+
+    monkeypatch.setattr(relu_layer, "backward", broken)
+    network._train_plan.forward_cached, network._train_plan.backward = executor._compile(
+        network._train_plan.steps, network.n_inputs
+    )
+    with pytest.raises(
+        graphnet.TrainingError, match=r"node 'r1' \(relu\): backward failed: ValueError: boom"
+    ) as caught:
+        network.train_step(slot_values(network, arrays))
+    assert "spec.yaml:" in str(caught.value)
