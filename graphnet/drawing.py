@@ -17,6 +17,7 @@ from pathlib import Path
 from graphnet.base import Shape
 from graphnet.errors import DataError, GraphnetError
 from graphnet.graph import Graph
+from graphnet.runfolder import write_output
 
 FORMATS = ("text", "mermaid", "dot")
 TEXT_SUFFIXES = {
@@ -278,12 +279,7 @@ def render(dot_source: str, output: Path) -> None:
 
 
 def _write(output: Path, data: bytes) -> None:
-    try:
-        output.write_bytes(data)
-    except OSError as error:
-        raise DataError(
-            f"cannot write the drawing: {error.strerror or error}", str(output)
-        ) from None
+    write_output(output, data, "drawing")
 
 
 def draw(graph: Graph, fmt: str | None = None, output: Path | None = None) -> str | None:

@@ -69,7 +69,9 @@ class Plan:
         except Exception as error:
             raise _plugin_failure(self.steps[i], "forward", error) from error
 
-    def _loop_backward(self, v: list[Any], c: list[Any], g: list[Any]) -> None:
+    def _loop_backward(self, v: list[Any], c: list[Any], g: list[Any], check: Any = None) -> None:
+        """The backward pass step by step; ``check(step, in_grads, p_grads)``, when given, looks
+        at what each step returns before it is used (raising a ``PluginError`` for nonsense)."""
         step = self.steps[0]
         try:
             for step in reversed(self.steps):
@@ -80,6 +82,8 @@ class Plan:
                     continue
                 g[step.slot] = None
                 in_grads, p_grads = step.layer.backward(step.params, c[step.slot], d)
+                if check is not None:
+                    check(step, in_grads, p_grads)
                 for s, x in zip(step.in_slots, in_grads):  # noqa: B905 - checked on the first pass
                     if x is not None and s >= self.n_inputs:
                         g[s] = x if g[s] is None else g[s] + x
@@ -445,25 +449,11 @@ class Network:
         self, plan: Plan, values: list[Any], caches: list[Any], grads: list[Any]
     ) -> None:
         """The first backward pass of a plan: each step checked for what it returns."""
-        for step in reversed(plan.steps):
-            g = grads[step.slot]
-            if g is None:
-                for view in step.grads.values():
-                    view.fill(0)
-                continue
-            grads[step.slot] = None
-            try:
-                in_grads, p_grads = step.layer.backward(step.params, caches[step.slot], g)
-            except Exception as error:
-                raise _plugin_failure(step, "backward", error) from error
+
+        def check(step: Step, in_grads: Any, p_grads: Any) -> None:
             self._check_backward(step, values, in_grads, p_grads)
-            for slot, ig in zip(step.in_slots, in_grads, strict=True):
-                if ig is not None and slot >= self.n_inputs:
-                    grads[slot] = ig if grads[slot] is None else grads[slot] + ig
-            for name, pg in p_grads.items():
-                view = step.grads[name]
-                if pg is not view:
-                    np.copyto(view, pg)
+
+        plan._loop_backward(values, caches, grads, check)
         plan.checked = True
 
     def _check_backward(self, step: Step, values: list[Any], in_grads: Any, p_grads: Any) -> None:

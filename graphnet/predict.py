@@ -24,7 +24,7 @@ from graphnet.errors import DataError
 from graphnet.executor import Network
 from graphnet.graph import ancestors
 from graphnet.plugins import suggest
-from graphnet.runfolder import npz_bytes, read_npz
+from graphnet.runfolder import npz_bytes, read_npz, write_output
 from graphnet.tables import Table, read_table
 
 FORMATS = {".csv": "csv", ".npz": "npz"}
@@ -201,12 +201,7 @@ def write_predictions(outputs: Mapping[str, Array], path: Path) -> None:
     """Write ``outputs`` to ``path`` as CSV or NPZ, by its extension."""
     fmt = output_format(path)
     data = npz_bytes(outputs) if fmt == "npz" else format_csv(outputs).encode()
-    try:
-        path.write_bytes(data)
-    except OSError as error:
-        raise DataError(
-            f"cannot write the predictions: {error.strerror or error}", str(path)
-        ) from None
+    write_output(path, data, "predictions")
 
 
 def predict_file(

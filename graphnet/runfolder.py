@@ -101,6 +101,15 @@ def write_atomic(
         raise
 
 
+def write_output(path: Path, data: bytes, what: str) -> None:
+    """Write a file the user asked for (a drawing, predictions), atomically; a failure is a
+    :class:`DataError` naming the file."""
+    try:
+        write_atomic(path, data)
+    except OSError as error:
+        raise DataError(f"cannot write the {what}: {error.strerror or error}", str(path)) from None
+
+
 def npz_writer(arrays: Mapping[str, np.ndarray]) -> Callable[[BinaryIO], None]:
     """Writes ``arrays`` as an NPZ file straight to a file (no copy of them in memory), as
     ``np.savez`` does but with a fixed timestamp on each member (``np.savez`` stamps the current
