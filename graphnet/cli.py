@@ -51,6 +51,11 @@ def common_options(f: F) -> F:
     return f
 
 
+overrides_option = click.option(
+    "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a spec value first."
+)
+
+
 def _plugins() -> tuple[str, ...]:
     return tuple(click.get_current_context().find_root().meta.get("graphnet.plugins", ()))
 
@@ -158,9 +163,7 @@ def run(
 
 @cli.command()
 @click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a spec value first."
-)
+@overrides_option
 @click.option(
     "--print",
     "show",
@@ -232,9 +235,7 @@ def predict(run_dir: Path, input_file: Path, output: Path | None) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write to a file: .txt, .mmd, .dot, or an image (.svg, .png, .pdf) drawn by Graphviz.",
 )
-@click.option(
-    "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a spec value first."
-)
+@overrides_option
 @common_options
 def graph(spec: Path, fmt: str | None, output: Path | None, overrides: Sequence[str]) -> None:
     """Draw SPEC's graph as text, Mermaid, dot or an image.
@@ -280,9 +281,7 @@ def _table(rows: Sequence[Sequence[str]]) -> str:
 
 @cli.command()
 @click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a spec value first."
-)
+@overrides_option
 @common_options
 def summary(spec: Path, overrides: Sequence[str]) -> None:
     """A table of SPEC's nodes: type, inputs, output shape and parameter count."""
@@ -310,9 +309,7 @@ def summary(spec: Path, overrides: Sequence[str]) -> None:
 
 @cli.command()
 @click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a spec value first."
-)
+@overrides_option
 @click.option(
     "--samples",
     default=4,

@@ -59,15 +59,21 @@ class Plan:
         if self.uses == COMPILE_AFTER and self.backward == self._loop_backward:
             self.compile()
 
-    def _loop_forward(self, v: list[Any], c: list[Any], training: bool) -> None:
-        i = 0
+    def _loop_forward(self, v: list[Any], c: list[Any], training: bool, check: Any = None) -> None:
+        """The forward pass step by step; ``check(step, output)``, when given, looks at each
+        output before it is used (raising a ``PluginError`` for nonsense)."""
+        step = self.steps[0] if self.steps else None
         try:
-            for i, step in enumerate(self.steps):  # noqa: B007
-                v[step.slot], c[step.slot] = step.layer.forward(
+            for step in self.steps:
+                out, c[step.slot] = step.layer.forward(
                     step.params, [v[s] for s in step.in_slots], training
                 )
+                if check is not None:
+                    check(step, out)
+                v[step.slot] = out
         except Exception as error:
-            raise _plugin_failure(self.steps[i], "forward", error) from error
+            assert step is not None
+            raise _plugin_failure(step, "forward", error) from error
 
     def _loop_backward(self, v: list[Any], c: list[Any], g: list[Any], check: Any = None) -> None:
         """The backward pass step by step; ``check(step, in_grads, p_grads)``, when given, looks
@@ -335,21 +341,13 @@ class Network:
 
         The first pass of a plan checks every output's dtype and shape against the graph.
         """
+        if caches is None:
+            caches = [None] * len(values)
         if not plan.forward_checked:
-            for step in plan.steps:
-                try:
-                    out, cache = step.layer.forward(
-                        step.params, [values[s] for s in step.in_slots], training
-                    )
-                except Exception as error:
-                    raise _plugin_failure(step, "forward", error) from error
-                self._check_forward(step, out)
-                values[step.slot] = out
-                if caches is not None:
-                    caches[step.slot] = cache
+            plan._loop_forward(values, caches, training, self._check_forward)
             plan.forward_checked = True
-            return
-        plan.forward_cached(values, [None] * len(values) if caches is None else caches, training)
+        else:
+            plan.forward_cached(values, caches, training)
 
     def _check_forward(self, step: Step, out: Any) -> None:
         if getattr(out, "dtype", None) != self.dtype or out.shape[1:] != step.shape:

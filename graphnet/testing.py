@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from graphnet.base import Array, Layer, Loss
+from graphnet.base import Array, Layer, Loss, Shape
 
 EPS = 1e-6
 RTOL = 1e-5
@@ -69,6 +69,15 @@ def _dtype(what: str, array: Any, dtype: np.dtype[Any]) -> None:
         )
 
 
+def _inputs(
+    inputs: Sequence[Array] | None, shapes: list[Shape], batch: int, rng: np.random.Generator
+) -> list[Array]:
+    """The given inputs in float64, or standard-normal ones of ``shapes`` with a batch axis."""
+    if inputs is not None:
+        return [np.array(x, dtype=np.float64) for x in inputs]
+    return [rng.standard_normal((batch, *s)) for s in shapes]
+
+
 def check_layer(
     layer_class: type[Layer],
     options: Mapping[str, Any] | None,
@@ -87,11 +96,7 @@ def check_layer(
     shapes = [tuple(int(d) for d in s) for s in input_shapes]
     layer = layer_class(options or {})
     expected = tuple(int(d) for d in layer.output_shape(shapes))
-    xs = (
-        [np.array(x, dtype=np.float64) for x in inputs]
-        if inputs is not None
-        else [rng.standard_normal((batch, *s)) for s in shapes]
-    )
+    xs = _inputs(inputs, shapes, batch, rng)
     params = {k: np.array(v, dtype=np.float64) for k, v in layer.init_params(shapes, rng).items()}
     params = {k: v + 0.1 * rng.standard_normal(v.shape) for k, v in params.items()}
     name = layer_class.type or layer_class.__name__
@@ -209,11 +214,7 @@ def check_loss(
     shapes = [tuple(int(d) for d in s) for s in input_shapes]
     loss = loss_class(options or {})
     loss.check_shapes(shapes)
-    xs = (
-        [np.array(x, dtype=np.float64) for x in inputs]
-        if inputs is not None
-        else [rng.standard_normal((batch, *s)) for s in shapes]
-    )
+    xs = _inputs(inputs, shapes, batch, rng)
     name = loss_class.type or loss_class.__name__
     worst = check_loss_on(loss, xs, name=name, seed=seed)
     f32 = np.dtype(np.float32)
