@@ -11,12 +11,13 @@ from graphnet.errors import (
     GraphnetError,
     GraphnetWarning,
     PluginError,
+    PluginFailure,
     ShapeError,
     SpecError,
     TrainingError,
 )
-from graphnet.executor import Network
-from graphnet.plugins import hookimpl
+from graphnet.network import Network
+from graphnet.registry import hookimpl
 from graphnet.spec import Spec
 
 __version__ = "0.1.0"
@@ -32,6 +33,7 @@ __all__ = [
     "Network",
     "Optimizer",
     "PluginError",
+    "PluginFailure",
     "ShapeError",
     "Spec",
     "SpecError",

@@ -1,15 +1,55 @@
-"""The Python API: ``load_spec``, ``build``, ``load_run`` and ``train``."""
+"""The Python API: ``load_spec``, ``build``, ``load_run`` and ``train``.
+
+The data flows one way: a spec file is read (:mod:`graphnet.specfile`), validated
+(:mod:`graphnet.spec`), turned into a graph (:mod:`graphnet.graph`), built into a network
+(:mod:`graphnet.network`) and trained (:mod:`graphnet.run`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from graphnet import specfile
 from graphnet.errors import DataError
-from graphnet.executor import Network
+from graphnet.graph import Graph, build_graph, warn_unused
+from graphnet.network import Network, build
+from graphnet.registry import get_registry
 from graphnet.runfolder import SPEC, WEIGHTS, RunFolder
-from graphnet.spec import load_spec
-from graphnet.train import build, train
+from graphnet.spec import Spec, validate
+
+if TYPE_CHECKING:  # the training modules load when training starts
+    from graphnet.run import History
+    from graphnet.trainer import Reporter
+
+
+def load_graph(
+    path: str | Path,
+    overrides: Mapping[str, Any] | Iterable[str] | None = None,
+    plugins: Sequence[str] = (),
+) -> Graph:
+    """The graph of the spec at ``path``: read, overridden, validated, ordered and shaped.
+    Warns about nodes that are never trained."""
+    data, source = specfile.read(path)
+    if overrides:
+        specfile.apply_overrides(data, overrides, source)
+    graph = build_graph(validate(data, source, get_registry(plugins)))
+    warn_unused(graph)
+    return graph
+
+
+def load_spec(
+    path: str | Path,
+    overrides: Mapping[str, Any] | Iterable[str] | None = None,
+    plugins: Sequence[str] = (),
+) -> Spec:
+    """Read, override, validate and check the graph of the spec at ``path``.
+
+    ``overrides`` are ``--set`` values: ``{"train.epochs": 3}`` or ``["train.epochs=3"]``.
+    ``plugins`` are extra plugin modules or files, as ``--plugin``.
+    """
+    return load_graph(path, overrides, plugins).spec
 
 
 def load_run(run_dir: str | Path, plugins: Sequence[str] = ()) -> Network:
@@ -24,4 +64,25 @@ def load_run(run_dir: str | Path, plugins: Sequence[str] = ()) -> Network:
     return network
 
 
-__all__ = ["build", "load_run", "load_spec", "train"]
+def train(
+    spec: Spec | str | Path,
+    out_dir: str | Path | None = None,
+    weights: str | Path | Mapping[str, Any] | None = None,
+    *,
+    resume: bool = False,
+    reporter: Reporter | None = None,
+) -> History:
+    """Train as ``graphnet run`` does: write the run folder and return one record per epoch.
+
+    ``spec`` is a :class:`Spec` or the path of a spec file; ``out_dir=None`` is the folder
+    ``graphnet run`` picks without ``--out`` (``runs/<name>``); ``weights`` (a path or a dict
+    of arrays) starts from those parameters, as ``--weights``.
+    """
+    from graphnet import run
+
+    if not isinstance(spec, Spec):
+        spec = load_spec(spec)
+    return run.train(spec, out_dir, weights, resume=resume, reporter=reporter)
+
+
+__all__ = ["build", "load_graph", "load_run", "load_spec", "train"]

@@ -135,9 +135,8 @@ def run(
     quiet: bool,
 ) -> None:
     """Validate SPEC, train it and write the run folder."""
+    from graphnet.api import load_spec, train
     from graphnet.progress import reporter_for, summary
-    from graphnet.spec import load_spec
-    from graphnet.train import train
 
     started = time.perf_counter()
     loaded = load_spec(spec, overrides, plugins=_plugins())
@@ -173,19 +172,18 @@ def run(
 @common_options
 def validate(spec: Path, overrides: Sequence[str], show: bool) -> None:
     """Validate SPEC and infer its shapes, without training."""
-    from graphnet.spec import load_spec
+    from graphnet.api import load_graph
 
-    loaded = load_spec(spec, overrides, plugins=_plugins())
-    graph = loaded._graph
+    graph = load_graph(spec, overrides, plugins=_plugins())
     losses = len(graph.losses)
     click.echo(
         f"ok: {spec}: {len(graph.nodes)} nodes, {len(graph.inputs)} inputs, "
         f"{losses} loss{'es' if losses != 1 else ''}"
     )
     if show:
-        from graphnet.resolved import resolved_yaml
+        from graphnet.yamlio import resolved_yaml
 
-        click.echo(resolved_yaml(loaded), nl=False)
+        click.echo(resolved_yaml(graph.spec.to_dict(), graph.spec.source.overrides), nl=False)
 
 
 # -- predict, graph, schema ------------------------------------------------------------------
@@ -212,9 +210,11 @@ def predict(run_dir: Path, input_file: Path, output: Path | None) -> None:
     Reads the inputs the outputs depend on; writes one row per input row, header
     <output>_<i>, as CSV (on standard output without --output) or NPZ.
     """
-    from graphnet.predict import predict_file
+    from graphnet.api import load_run
+    from graphnet.predict import predict_file, prepare
 
-    outputs, text = predict_file(run_dir, input_file, output, plugins=_plugins())
+    source, output = prepare(run_dir, input_file, output)
+    outputs, text = predict_file(load_run(run_dir, _plugins()), source, output)
     if text is not None:
         click.echo(text, nl=False)
     else:
@@ -243,12 +243,11 @@ def graph(spec: Path, fmt: str | None, output: Path | None, overrides: Sequence[
     Shows every input with its shape, every node with its type and output shape, the losses
     and the outputs. Images (.svg, .png, .pdf) need Graphviz's `dot` program.
     """
+    from graphnet.api import load_graph
     from graphnet.drawing import choose_format, draw
-    from graphnet.spec import load_spec
 
     choose_format(fmt, output)  # a bad --format or --output fails before the spec is read
-    loaded = load_spec(spec, overrides, plugins=_plugins())
-    text = draw(loaded._graph, fmt, output)
+    text = draw(load_graph(spec, overrides, plugins=_plugins()), fmt, output)
     if text is not None:
         click.echo(text, nl=False)
     else:
@@ -265,7 +264,7 @@ def schema() -> None:
     """
     import json
 
-    from graphnet.plugins import get_registry
+    from graphnet.registry import get_registry
     from graphnet.schema import spec_schema
 
     click.echo(json.dumps(spec_schema(get_registry(_plugins())), indent=2, ensure_ascii=False))
@@ -285,12 +284,11 @@ def _table(rows: Sequence[Sequence[str]]) -> str:
 @common_options
 def summary(spec: Path, overrides: Sequence[str]) -> None:
     """A table of SPEC's nodes: type, inputs, output shape and parameter count."""
-    from graphnet.spec import load_spec
-    from graphnet.train import build
+    from graphnet.api import load_graph
+    from graphnet.network import Network
 
-    loaded = load_spec(spec, overrides, plugins=_plugins())
-    network = build(loaded)
-    graph = network.graph
+    graph = load_graph(spec, overrides, plugins=_plugins())
+    network = Network(graph)
     rows = [["node", "type", "inputs", "output shape", "parameters"]]
     rows += [[name, "input", "-", str(list(shape)), "0"] for name, shape in graph.inputs.items()]
     total = 0
@@ -304,7 +302,7 @@ def summary(spec: Path, overrides: Sequence[str]) -> None:
         weight = f" (weight {loss.weight:g})" if loss.weight != 1 else ""
         rows.append(["(loss)", loss.type + weight, ", ".join(loss.inputs), "[]", "-"])
     click.echo(_table(rows))
-    click.echo(f"total: {len(graph.nodes)} nodes, {total:,} parameters ({loaded.dtype})")
+    click.echo(f"total: {len(graph.nodes)} nodes, {total:,} parameters ({graph.dtype})")
 
 
 @cli.command()
@@ -320,10 +318,11 @@ def summary(spec: Path, overrides: Sequence[str]) -> None:
 @common_options
 def gradcheck(spec: Path, overrides: Sequence[str], samples: int) -> None:
     """Check every node's gradients against finite differences, on a few samples of SPEC's data."""
+    from graphnet.api import load_spec
+    from graphnet.dataset import load_data, streams
     from graphnet.errors import TrainingError
-    from graphnet.spec import load_spec
+    from graphnet.network import build
     from graphnet.testing import check_network
-    from graphnet.train import build, load_data, streams
 
     loaded = load_spec(spec, [*overrides, "dtype=float64"], plugins=_plugins())
     data = load_data(loaded, streams(loaded.seed)["data"])
@@ -367,7 +366,7 @@ def plot(run_dirs: Sequence[Path], output: Path) -> None:
 @common_options
 def plugins_command() -> None:
     """Every registered layer, loss, optimizer, data source and metric, with its package."""
-    from graphnet.plugins import KINDS, get_registry
+    from graphnet.registry import KINDS, get_registry
 
     registry = get_registry(_plugins())
     rows = [["kind", "type", "package", "description"]]

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from graphnet.base import Shape
 from graphnet.errors import DataError, GraphnetError
+from graphnet.files import write_output
 from graphnet.graph import Graph
-from graphnet.runfolder import write_output
 
 FORMATS = ("text", "mermaid", "dot")
 TEXT_SUFFIXES = {

@@ -7,9 +7,16 @@ spec.path``, a data file and column, a weights key) and is printed before the me
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class GraphnetError(Exception):
-    """Base of every error a bad spec, data file, option or plugin can cause."""
+    """Base of every error a bad spec, data file, option or plugin can cause.
+
+    On its way up an error gains context (what was being done, where) through
+    :meth:`add_context`; what was said first is never edited.
+    """
 
     exit_code = 2
 
@@ -17,9 +24,28 @@ class GraphnetError(Exception):
         super().__init__(message)
         self.message = message
         self.where = where
+        self.before: list[str] = []  # outermost first: `loss 'mse' of out, y: `
+        self.after: list[str] = []  # innermost first: ` (in epoch 3, batch 2)`
+
+    def add_context(
+        self, before: str | None = None, after: str | None = None, where: str | None = None
+    ) -> GraphnetError:
+        """Say what was being done (``before`` the message, ``after`` it) and where, unless a
+        place is known already; returns the error itself, to be raised again."""
+        if before:
+            self.before.insert(0, before)
+        if after:
+            self.after.append(after)
+        self.where = self.where or where
+        return self
+
+    @property
+    def text(self) -> str:
+        """The message with its context, without the place."""
+        return "".join(f"{b}: " for b in self.before) + self.message + "".join(self.after)
 
     def __str__(self) -> str:
-        return f"{self.where}: {self.message}" if self.where else self.message
+        return f"{self.where}: {self.text}" if self.where else self.text
 
 
 class SpecError(GraphnetError):
@@ -32,6 +58,13 @@ class ShapeError(GraphnetError):
 
 class PluginError(GraphnetError):
     """A plugin that cannot be loaded, is registered twice, or does not exist."""
+
+
+class PluginFailure(PluginError):
+    """Plugin code that raised or returned what its contract forbids while it ran: the message
+    names the node (or loss, metric, optimizer), the method and the plugin's package."""
+
+    exit_code = 1
 
 
 class DataError(GraphnetError):
@@ -54,3 +87,11 @@ class Interrupted(GraphnetError):
 
 class GraphnetWarning(UserWarning):
     """Something that does not stop a run but is probably not what the user meant."""
+
+
+def suggest(name: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices``, or nothing."""
+    close = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.6)
+    if not close:
+        return ""
+    return " (did you mean " + " or ".join(repr(c) for c in close) + "?)"

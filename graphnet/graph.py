@@ -1,8 +1,11 @@
-"""From a validated spec to a graph: resolved layers, a topological order and shapes.
+"""From a validated spec to a graph: the plugin of every node, a topological order and shapes.
 
 Everything here is iterative, so a chain of ten thousand nodes is as easy as three. The order
 is deterministic: among nodes ready at the same time, the one written first in the file comes
 first. Shapes are inferred through each layer's ``output_shape`` before any array exists.
+
+A graph holds plugin classes and options, never the instances that train: every network built
+from it creates its own (:meth:`Node.make`), so two networks of one spec share no state.
 """
 
 from __future__ import annotations
@@ -14,33 +17,45 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from graphnet.base import Layer, Loss, Shape
-from graphnet.errors import GraphnetWarning, PluginError, ShapeError, SpecError
-from graphnet.plugins import suggest
-from graphnet.spec import Spec
+from graphnet.calls import Caller
+from graphnet.errors import GraphnetWarning, ShapeError, SpecError, suggest
+from graphnet.spec import LossSpec, NodeSpec, Spec
 
 
 @dataclass
 class Node:
-    """One layer node: its spec position, resolved layer, inputs and inferred output shape."""
+    """One layer node: its spec section, inputs, inferred output shape and how to call it."""
 
     index: int  # position in the spec's `nodes` list
     name: str
     type: str
-    layer: Layer
+    section: NodeSpec
     inputs: tuple[str, ...]
+    caller: Caller
     shape: Shape = ()
     input_shapes: tuple[Shape, ...] = ()
+
+    def make(self) -> Layer:
+        """A new instance of this node's layer."""
+        layer: Layer = self.section.make(self.caller)
+        return layer
 
 
 @dataclass
 class LossNode:
-    """One loss: its resolved plugin, the names it reads, and its weight."""
+    """One loss: its spec section, the names it reads, its weight and how to call it."""
 
     index: int
     type: str
-    loss: Loss
+    section: LossSpec
     inputs: tuple[str, ...]
     weight: float
+    caller: Caller
+
+    def make(self) -> Loss:
+        """A new instance of this loss."""
+        loss: Loss = self.section.make(self.caller)
+        return loss
 
 
 @dataclass
@@ -53,14 +68,10 @@ class Graph:
     losses: list[LossNode]
     outputs: list[str]
     shapes: dict[str, Shape] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
 
     @property
     def dtype(self) -> str:
         return self.spec.dtype
-
-    def node(self, name: str) -> Node:
-        return next(n for n in self.nodes if n.name == name)
 
 
 def _check_names(spec: Spec) -> None:
@@ -136,32 +147,27 @@ def _cycle_error(spec: Spec, layer_names: dict[str, int], waiting: list[int]) ->
     return SpecError(f"cycle: {text}", spec.where(("nodes", first, "inputs")))
 
 
-def _infer(spec: Spec, node: Node, shapes: dict[str, Shape]) -> Shape:
+def _infer(spec: Spec, node: Node, layer: Layer, shapes: dict[str, Shape]) -> Shape:
     node.input_shapes = tuple(shapes[ref] for ref in node.inputs)
-    listing = ", ".join(f"{ref} {list(shapes[ref])}" for ref in node.inputs)
+    listing = f"input shapes: {', '.join(f'{ref} {list(shapes[ref])}' for ref in node.inputs)}"
     try:
-        returned: Any = node.layer.output_shape(node.input_shapes)
-    except ShapeError as error:
-        raise ShapeError(
-            f"node {node.name!r} ({node.type}): {error.message}; input shapes: {listing}",
-            spec.where(("nodes", node.index, "inputs")),
+        returned: Any = layer.output_shape(node.input_shapes)
+    except ShapeError as error:  # the spec asks for what does not fit: the user's to fix
+        raise error.add_context(
+            before=node.caller.label,
+            after=f"; {listing}",
+            where=spec.where(("nodes", node.index, "inputs")),
         ) from None
     except Exception as error:
-        raise PluginError(
-            f"node {node.name!r} ({node.type}): output_shape failed with "
-            f"{type(error).__name__}: {error}; input shapes: {listing}",
-            spec.where(("nodes", node.index)),
-        ) from None
+        raise node.caller.failed("output_shape", error).add_context(after=f"; {listing}") from None
     try:
         shape: Shape = tuple(int(d) for d in returned)
         valid = all(d >= 1 for d in shape)
     except (TypeError, ValueError):
         valid = False
     if not valid:
-        raise PluginError(
-            f"node {node.name!r} ({node.type}): output_shape returned {returned!r}, "
-            "not a list of positive sizes",
-            spec.where(("nodes", node.index)),
+        raise node.caller.wrong(
+            "output_shape", f"returned {returned!r}, not a list of positive sizes"
         )
     return shape
 
@@ -192,44 +198,58 @@ def build_graph(spec: Spec) -> Graph:
     shapes: dict[str, Shape] = {name: tuple(s.shape) for name, s in spec.inputs.items()}
     nodes: list[Node] = []
     for i in _order(spec, layer_names):
-        node_spec = spec.nodes[i]
-        layer: Layer = node_spec.plugin(node_spec.options_model)
-        _arity(
-            spec,
-            f"node {node_spec.name!r} ({node_spec.type})",
-            type(layer).arity,
-            len(node_spec.inputs),
-            ("nodes", i, "inputs"),
-        )
-        node = Node(i, node_spec.name, node_spec.type, layer, tuple(node_spec.inputs))
-        node.shape = shapes[node.name] = _infer(spec, node, shapes)
+        section = spec.nodes[i]
+        label = f"node {section.name!r} ({section.type})"
+        caller = Caller(label, spec.where(("nodes", i)), section.package)
+        _arity(spec, label, section.plugin.arity, len(section.inputs), ("nodes", i, "inputs"))
+        node = Node(i, section.name, section.type, section, tuple(section.inputs), caller)
+        node.shape = shapes[node.name] = _infer(spec, node, node.make(), shapes)
         nodes.append(node)
 
-    losses: list[LossNode] = []
-    for i, loss_spec in enumerate(spec.loss):
-        loss: Loss = loss_spec.plugin(loss_spec.options_model)
-        path = ("loss", i, "inputs")
-        _arity(spec, f"loss {loss_spec.type!r}", type(loss).arity, len(loss_spec.inputs), path)
-        input_shapes = [shapes[ref] for ref in loss_spec.inputs]
-        try:
-            loss.check_shapes(input_shapes)
-        except ShapeError as error:
-            listing = ", ".join(
-                f"{ref} {list(s)}" for ref, s in zip(loss_spec.inputs, input_shapes, strict=True)
-            )
-            raise ShapeError(
-                f"loss {loss_spec.type!r}: {error.message}; input shapes: {listing}",
-                spec.where(path),
-            ) from None
-        losses.append(LossNode(i, loss_spec.type, loss, tuple(loss_spec.inputs), loss_spec.weight))
-
-    graph = Graph(
+    losses = [_loss(spec, i, shapes) for i in range(len(spec.loss))]
+    return Graph(
         spec, {n: tuple(s.shape) for n, s in spec.inputs.items()}, nodes, losses, outputs, shapes
     )
-    graph.warnings = _unused(graph)
-    for message in graph.warnings:
+
+
+def _loss(spec: Spec, i: int, shapes: dict[str, Shape]) -> LossNode:
+    section = spec.loss[i]
+    path = ("loss", i, "inputs")
+    label = f"loss {section.type!r}"
+    _arity(spec, label, section.plugin.arity, len(section.inputs), path)
+    if all(ref in spec.inputs for ref in section.inputs):
+        raise SpecError(
+            f"{label} reads only graph inputs ({', '.join(section.inputs)}), so nothing would "
+            "be trained: give it a node's output",
+            spec.where(path),
+        )
+    node = LossNode(
+        i,
+        section.type,
+        section,
+        tuple(section.inputs),
+        section.weight,
+        Caller(label, spec.where(("loss", i)), section.package),
+    )
+    input_shapes = [shapes[ref] for ref in section.inputs]
+    listing = ", ".join(
+        f"{ref} {list(s)}" for ref, s in zip(section.inputs, input_shapes, strict=True)
+    )
+    try:
+        node.make().check_shapes(input_shapes)
+    except ShapeError as error:
+        raise error.add_context(
+            before=label, after=f"; input shapes: {listing}", where=spec.where(path)
+        ) from None
+    except Exception as error:
+        raise node.caller.failed("check_shapes", error) from None
+    return node
+
+
+def warn_unused(graph: Graph) -> None:
+    """Warn about every node that reaches neither a loss nor an output: it is never trained."""
+    for message in _unused(graph):
         warnings.warn(message, GraphnetWarning, stacklevel=2)
-    return graph
 
 
 def ancestors(graph: Graph, names: Sequence[str]) -> set[str]:
@@ -253,8 +273,3 @@ def _unused(graph: Graph) -> list[str]:
         for n in graph.nodes
         if n.name not in trained and n.name not in wanted
     ]
-
-
-def describe(graph: Graph) -> dict[str, Any]:
-    """Counts for a one-line summary."""
-    return {"inputs": len(graph.inputs), "nodes": len(graph.nodes), "losses": len(graph.losses)}

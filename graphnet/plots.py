@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from graphnet.errors import DataError, GraphnetError, GraphnetWarning
-from graphnet.runfolder import METRICS, SPEC, RunFolder, write_atomic
+from graphnet.files import write_atomic
+from graphnet.runfolder import METRICS, SPEC, RunFolder
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

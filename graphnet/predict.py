@@ -13,19 +13,19 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from graphnet.base import Array, Shape
-from graphnet.errors import DataError
-from graphnet.executor import Network
+from graphnet.csvfile import Table, read_table
+from graphnet.errors import DataError, suggest
+from graphnet.files import write_output
 from graphnet.graph import ancestors
-from graphnet.plugins import suggest
-from graphnet.runfolder import npz_bytes, read_npz, write_output
-from graphnet.tables import Table, read_table
+from graphnet.network import Network
+from graphnet.npzfile import npz_bytes, read_npz
 
 FORMATS = {".csv": "csv", ".npz": "npz"}
 
@@ -204,18 +204,11 @@ def write_predictions(outputs: Mapping[str, Array], path: Path) -> None:
     write_output(path, data, "predictions")
 
 
-def predict_file(
-    run_dir: str | Path,
-    input_path: str | Path,
-    output_path: str | Path | None = None,
-    plugins: Sequence[str] = (),
-) -> tuple[dict[str, Array], str | None]:
-    """Predict with the run in ``run_dir`` on ``input_path``; write to ``output_path``.
-
-    Returns the predictions and, without ``output_path``, their CSV text.
-    """
-    from graphnet.api import load_run
-
+def prepare(
+    run_dir: str | Path, input_path: str | Path, output_path: str | Path | None = None
+) -> tuple[Path, Path | None]:
+    """Check the paths of a prediction before any work; the input file and the output file
+    (None for standard output)."""
     output = Path(output_path) if output_path is not None and str(output_path) != "-" else None
     output_format(output)  # a bad extension fails before any work
     source = Path(input_path)
@@ -225,7 +218,16 @@ def predict_file(
         raise DataError("run folder not found", str(run_dir))
     if not source.is_file():
         raise DataError("input file not found", str(source))
-    network = load_run(run_dir, plugins)
+    return source, output
+
+
+def predict_file(
+    network: Network, source: Path, output: Path | None
+) -> tuple[dict[str, Array], str | None]:
+    """Predict with ``network`` on the file ``source``; write to ``output``.
+
+    Returns the predictions and, without ``output``, their CSV text.
+    """
     outputs = network.predict(read_inputs(network, source))
     if output is None:
         return outputs, format_csv(outputs)

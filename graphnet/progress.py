@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 import click
 
-from graphnet.train import Reporter
+from graphnet.trainer import Reporter
 
 LINES = 20  # a run prints about this many epoch lines (plus its first and last), however long
 REDRAWS_PER_SECOND = 10

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from graphnet.plugins import Registry
+from graphnet.registry import Registry
 from graphnet.spec import Spec
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"

@@ -1,4 +1,4 @@
-"""The spec format as pydantic models, and ``load_spec``: file -> validated :class:`Spec`.
+"""The spec format as pydantic models, and ``validate``: plain spec data -> :class:`Spec`.
 
 Validation happens in two passes: the structure of the spec (unknown keys, types, ranges), then
 each node's, loss's, optimizer's and data source's inline options against that plugin's own
@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import types
 import typing
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -25,10 +25,11 @@ from pydantic import (
     model_validator,
 )
 
-from graphnet import source as source_module
-from graphnet.errors import SpecError
-from graphnet.plugins import Registry, get_registry, suggest
-from graphnet.source import Source, SpecPath
+from graphnet.calls import Caller
+from graphnet.errors import SpecError, suggest
+from graphnet.registry import Registry, get_registry
+from graphnet.specfile import Source
+from graphnet.yamlio import SpecPath
 
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")]
 NAME_RULE = "a name starts with a letter or '_' and holds only letters, digits, '_' and '-'"
@@ -50,6 +51,7 @@ class _Plugged(_Strict):
     options: dict[str, Any] = Field(default_factory=dict)
     _options_model: BaseModel | None = PrivateAttr(default=None)
     _plugin: type[Any] | None = PrivateAttr(default=None)
+    _package: str = PrivateAttr(default="")
 
     @model_validator(mode="before")
     @classmethod
@@ -66,7 +68,8 @@ class _Plugged(_Strict):
 
     def resolve(self, registry: Registry, source: Source, path: SpecPath) -> None:
         """Find the plugin and validate the inline options with its own model."""
-        cls = registry.get(self.kind, self.plugin_type, source.where((*path, self.key)))
+        entry = registry.entry(self.kind, self.plugin_type, source.where((*path, self.key)))
+        cls = entry.cls
         setattr(self, self.key, cls.type.lower())
         model: type[BaseModel] = cls.Options
         known = {name for name, f in model.model_fields.items()} | {
@@ -86,11 +89,22 @@ class _Plugged(_Strict):
         except ValidationError as error:
             raise _spec_error(error, source, path) from None
         self._plugin = cls
+        self._package = entry.package
 
     @property
     def plugin(self) -> type[Any]:
         assert self._plugin is not None, "spec not validated against plugins"
         return self._plugin
+
+    @property
+    def package(self) -> str:
+        """The package (or ``--plugin`` file) the plugin came from."""
+        return self._package
+
+    def make(self, caller: Caller) -> Any:
+        """A new instance of the plugin with the validated options: every layer, loss,
+        optimizer and data source the engine uses is created here."""
+        return caller.call("__init__", self.plugin, self.options_model)
 
     @property
     def options_model(self) -> BaseModel:
@@ -163,7 +177,6 @@ class Spec(_Strict):
 
     _source: Source = PrivateAttr(default_factory=lambda: Source("<spec>"))
     _registry: Registry | None = PrivateAttr(default=None)
-    _graph: Any = PrivateAttr(default=None)
 
     _as_list = field_validator("outputs", mode="before")(_as_list)
 
@@ -291,24 +304,4 @@ def validate(data: dict[str, Any], source: Source, registry: Registry) -> Spec:
     for i, metric in enumerate(spec.train.metrics):
         cls = registry.get("metric", metric, source.where(("train", "metrics", i)))
         spec.train.metrics[i] = cls.type.lower()
-    return spec
-
-
-def load_spec(
-    path: str | Path,
-    overrides: Mapping[str, Any] | Iterable[str] | None = None,
-    plugins: Sequence[str] = (),
-) -> Spec:
-    """Read, override, validate and check the graph of the spec at ``path``.
-
-    ``overrides`` are ``--set`` values: ``{"train.epochs": 3}`` or ``["train.epochs=3"]``.
-    ``plugins`` are extra plugin modules or files, as ``--plugin``.
-    """
-    from graphnet.graph import build_graph
-
-    data, source = source_module.read(path)
-    if overrides:
-        source_module.apply_overrides(data, overrides, source)
-    spec = validate(data, source, get_registry(plugins))
-    spec._graph = build_graph(spec)
     return spec

@@ -268,9 +268,10 @@ def check_network(
     in topological order. ``graphnet gradcheck`` prints them.
     """
     plan = network.plan([ref for loss in network.graph.losses for ref in loss.inputs])
-    values = network._values(inputs, plan.inputs)
+    values = network.values(inputs, plan.inputs)
     network.run(plan, values, None, training=False)
     results: list[tuple[str, str, float | AssertionError]] = []
+    types = {node.name: node.type for node in network.graph.nodes}
     for step in plan.steps:
         xs = [np.array(values[s], dtype=np.float64) for s in step.in_slots]
         params = {k: v.astype(np.float64) for k, v in step.params.items()}
@@ -280,11 +281,11 @@ def check_network(
             )
         except AssertionError as error:
             worst = error
-        results.append((step.name, step.type, worst))
+        results.append((step.name, types[step.name], worst))
     for i, loss in enumerate(network.graph.losses):
         xs = [np.array(values[network.slots[ref]], dtype=np.float64) for ref in loss.inputs]
         try:
-            worst = check_loss_on(loss.loss, xs, name=f"loss[{i}]", seed=seed)
+            worst = check_loss_on(network.loss_plugins[i], xs, name=f"loss[{i}]", seed=seed)
         except AssertionError as error:
             worst = error
         results.append((f"loss[{i}]", loss.type, worst))

@@ -10,9 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 import graphnet
 from graphnet.base import Array
-from graphnet.plugins import suggest
-from graphnet.runfolder import read_npz
-from graphnet.tables import read_table
+from graphnet.csvfile import read_table
+from graphnet.errors import suggest
+from graphnet.npzfile import read_npz
 
 
 class Synthetic(graphnet.DataSource):

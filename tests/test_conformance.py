@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from graphnet.plugins import get_registry
+from graphnet.registry import get_registry
 from graphnet.testing import check_layer, check_loss
 
 Example = tuple[dict[str, Any], list[tuple[int, ...]], list[Any] | None]

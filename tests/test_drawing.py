@@ -17,6 +17,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 import graphnet
+from graphnet.api import load_graph
 from graphnet.cli import cli
 from graphnet.drawing import to_dot, to_mermaid, to_text
 
@@ -63,7 +64,7 @@ def test_every_format_shows_every_input_node_loss_and_output(spec, fmt):
     """Each node's name, type and shape, each input's shape, each loss type, and the outputs."""
     result = invoke("graph", spec, "--format", fmt)
     assert result.exit_code == 0, result.output
-    graph = graphnet.load_spec(spec)._graph
+    graph = load_graph(spec)
     text = result.output
     input_line = {
         "text": r"^  {name}\s+{shape}$",
@@ -104,7 +105,7 @@ def test_the_text_listing_of_the_seed_spec():
 
 def test_edges_are_every_nodes_and_losss_inputs(weighted):
     """Mermaid and dot have one edge per input of each node and loss, and mark the outputs."""
-    graph = graphnet.load_spec(weighted)._graph
+    graph = load_graph(weighted)
     edges = sum(len(n.inputs) for n in graph.nodes) + sum(len(x.inputs) for x in graph.losses)
     mermaid, dot = to_mermaid(graph), to_dot(graph)
     assert len(re.findall(r"^  \w+ -(?:->|\.->) \w+$", mermaid, re.M)) == edges
@@ -115,7 +116,7 @@ def test_edges_are_every_nodes_and_losss_inputs(weighted):
 
 def test_a_loss_weight_other_than_1_is_shown(weighted):
     """`cross_entropy (weight 0.5)`; the weight of 1 is not written."""
-    graph = graphnet.load_spec(weighted)._graph
+    graph = load_graph(weighted)
     for text in (to_text(graph), to_mermaid(graph), to_dot(graph)):
         assert "cross_entropy (weight 0.5)" in text
         assert "mse (weight" not in text

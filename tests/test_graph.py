@@ -17,8 +17,9 @@ import pytest
 from click.testing import CliRunner
 
 import graphnet
+from graphnet.api import load_graph
 from graphnet.cli import cli
-from graphnet.plugins import get_registry
+from graphnet.registry import get_registry
 
 HEADER = """\
 inputs:
@@ -41,7 +42,7 @@ def spec_text(
 
 
 def order(path: Path) -> list[str]:
-    return [node.name for node in graphnet.load_spec(path)._graph.nodes]
+    return [node.name for node in load_graph(path).nodes]
 
 
 def error(path: Path, kind: type[graphnet.GraphnetError] = graphnet.SpecError) -> str:
@@ -232,13 +233,13 @@ def test_shapes_are_inferred_for_every_node(tmp_path):
         "{name: act, type: relu, inputs: [hidden]}",
         "{name: out, type: dense, inputs: [act], units: 1}",
     ]
-    graph = graphnet.load_spec(write(tmp_path, spec_text(nodes)))._graph
+    graph = load_graph(write(tmp_path, spec_text(nodes)))
     assert {node.name: node.shape for node in graph.nodes} == {
         "hidden": (5,),
         "act": (5,),
         "out": (1,),
     }
-    assert graph.node("out").input_shapes == ((5,),)
+    assert graph.nodes[-1].input_shapes == ((5,),)
 
 
 def test_loss_shape_mismatch_names_both_shapes(tmp_path):
@@ -328,7 +329,7 @@ def bad_shapes() -> Iterator[None]:
 @pytest.mark.parametrize(
     ("source", "expected"),
     [
-        ("x", "node 'bad' (bad_shapes_graph_test): output_shape failed with ValueError: cannot"),
+        ("x", "node 'bad' (bad_shapes_graph_test): output_shape failed: ValueError: cannot"),
         ("y", "node 'bad' (bad_shapes_graph_test): output_shape returned [0], not a list of"),
     ],
 )
@@ -339,7 +340,7 @@ def test_a_plugin_bug_in_output_shape_names_the_node(tmp_path, bad_shapes, sourc
         "{name: out, type: dense, inputs: [bad], units: 1}",
     ]
     path = write(tmp_path, spec_text(nodes))
-    message = error(path, graphnet.PluginError)
+    message = error(path, graphnet.PluginFailure)
     assert message.startswith(f"{path}:5: nodes[0]: {expected}")
 
 
@@ -405,11 +406,11 @@ def test_a_ten_thousand_node_chain_validates(tmp_path):
 
     JSON is read by the YAML reader too (for the lines), so this covers both readers.
     """
-    spec = graphnet.load_spec(write(tmp_path, json.dumps(chain(10_000)), "chain.json"))
-    graph = spec._graph
+    graph = load_graph(write(tmp_path, json.dumps(chain(10_000)), "chain.json"))
+    spec = graph.spec
     assert len(graph.nodes) == 10_001
     assert [n.name for n in graph.nodes[:3]] == ["n0", "n1", "n2"]
     assert graph.nodes[-1].name == "out"
-    assert graph.node("out").shape == (1,)
+    assert graph.shapes["out"] == (1,)
     prediction = graphnet.build(spec).predict({"x": np.ones((3, 2))})["out"]
     assert prediction.shape == (3, 1)

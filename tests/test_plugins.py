@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict
 import graphnet
 from graphnet import hookspecs
 from graphnet.cli import cli
-from graphnet.plugins import ENV_VAR, KINDS, get_registry
+from graphnet.registry import ENV_VAR, KINDS, get_registry
 
 HOOKS = [
     "graphnet_layers",

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 import graphnet
 from graphnet.cli import cli
 from graphnet.progress import LineReporter, LiveReporter, duration, reporter_for, summary
-from graphnet.train import Reporter
+from graphnet.trainer import Reporter
 
 
 def tiny_spec(folder: Path, samples: int = 8, validation: float = 0.0, **train: Any) -> Path:

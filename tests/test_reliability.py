@@ -30,7 +30,7 @@ import yaml
 from click.testing import CliRunner, Result
 
 import graphnet
-from graphnet import runfolder
+from graphnet import files
 from graphnet.cli import cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -228,8 +228,8 @@ def failing_checkpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, in
             return HalfWrite(file)
         return file
 
-    monkeypatch.setattr(runfolder.tempfile, "mkstemp", mkstemp)
-    monkeypatch.setattr(runfolder.os, "fdopen", fdopen)
+    monkeypatch.setattr(files.tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(files.os, "fdopen", fdopen)
     yield state
 
 
@@ -271,9 +271,9 @@ def test_the_atomic_writer_leaves_the_old_file_when_the_write_fails(
     def broken(*args: Any) -> None:
         raise OSError(errno.EIO, "input/output error")
 
-    monkeypatch.setattr(runfolder.os, "replace", broken)
+    monkeypatch.setattr(files.os, "replace", broken)
     with pytest.raises(OSError):
-        runfolder.write_atomic(target, b"new" * 1000)
+        files.write_atomic(target, b"new" * 1000)
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.npz"]
 
@@ -452,7 +452,7 @@ def test_a_ten_thousand_node_chain_validates_and_trains(tmp_path: Path) -> None:
     path = tmp_path / "chain.json"
     path.write_text(json.dumps(spec), encoding="utf-8")
     loaded = graphnet.load_spec(path)
-    assert len(loaded._graph.nodes) == 10_001
+    assert len(loaded.nodes) == 10_001
     history = graphnet.train(loaded, tmp_path / "run")
     assert [record["epoch"] for record in history] == [1]
     assert np.isfinite(history[-1]["loss"])

@@ -21,9 +21,9 @@ from click.testing import CliRunner, Result
 
 import graphnet
 from graphnet.cli import cli
-from graphnet.plugins import get_registry
+from graphnet.registry import get_registry
 from graphnet.schema import spec_schema
-from graphnet.source import read
+from graphnet.specfile import read
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = sorted((ROOT / "specs").glob("*.yaml"))

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 import graphnet
+from graphnet.api import load_graph
 
 # Line numbers below refer to this text: name 1, data 2, inputs 3, x 4, y 5, nodes 6, hidden 7,
 # act 8, out 9, loss 10, train 11, epochs 12, optimizer 13.
@@ -451,10 +452,10 @@ def test_set_overrides_values_by_dotted_path(tmp_path):
 def test_set_addresses_nodes_by_name(tmp_path):
     """`--set nodes.hidden.units=8` changes the node named hidden, wherever it is in the list."""
     overrides = ["nodes.out.units=3", "nodes.hidden.units=8", "inputs.y.shape=[3]"]
-    spec = graphnet.load_spec(write(tmp_path, SPEC), overrides)
-    nodes = spec.to_dict()["nodes"]
+    graph = load_graph(write(tmp_path, SPEC), overrides)
+    nodes = graph.spec.to_dict()["nodes"]
     assert (nodes[0]["units"], nodes[2]["units"]) == (8, 3)
-    assert spec._graph.node("out").shape == (3,)
+    assert graph.shapes["out"] == (3,)
 
 
 def test_set_addresses_list_items_by_index(tmp_path):

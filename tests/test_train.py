@@ -344,7 +344,7 @@ def test_float32_stays_float32(tmp_path, monkeypatch):
         seen["steps"] += 1
         arrays = [v for v in values if v is not None]
         assert len(arrays) == len(self.slots)  # inputs and every node output
-        for array in [*arrays, *self.params.values(), *result.grads.values()]:
+        for array in [*arrays, *self.params.values(), *self.grads.values()]:
             assert array.dtype == np.float32
         return result
 
@@ -697,7 +697,7 @@ def test_csv_with_a_byte_order_mark(tmp_path):
     spec["nodes"][0]["inputs"] = ["a"]
     spec["data"] = {"source": "csv", "path": "data.csv", "columns": {"a": ["x0", "x1"], "y": ["y"]}}
     loaded = graphnet.load_spec(write_spec(tmp_path, spec))
-    from graphnet.train import load_data, streams
+    from graphnet.dataset import load_data, streams
 
     data = load_data(loaded, streams(0)["data"])
     np.testing.assert_array_equal(data["a"], [[0.5, 0.25], [1.0, 0.5]])

@@ -12,7 +12,7 @@ import pytest
 from graphnet_scale import Huber, Scale
 
 import graphnet
-from graphnet.plugins import Registry
+from graphnet.registry import Registry
 from graphnet.testing import check_layer, check_loss
 
 SPEC = Path(__file__).resolve().parents[1] / "specs" / "scaled.yaml"

@@ -1,4 +1,4 @@
-"""The executor: built-in layer and loss gradients, whole-graph backward, forward, predict,
+"""The network: built-in layer and loss gradients, whole-graph backward, forward, predict,
 weights and the order nodes run in.
 
 References are never the code under test: central finite differences in float64 and numpy
@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 import graphnet
-from graphnet.plugins import get_registry
+from graphnet.registry import get_registry
 
 EPS = 1e-6
 
@@ -223,11 +223,11 @@ def _check_graph_gradients(
     for name in kinked:  # finite differences are only valid away from ReLU's kink
         assert np.min(np.abs(outputs[name])) > 1e-3, f"{name} too close to 0 for this check"
 
-    result = network.train_step(slot_values(network, arrays))
-    assert result.total == pytest.approx(total(), rel=1e-12)
-    assert set(result.grads) == set(network.params)
+    loss = network.train_step(slot_values(network, arrays))
+    assert loss == pytest.approx(total(), rel=1e-12)
+    assert set(network.grads) == set(network.params)
     for key, param in network.params.items():
-        assert_grad(result.grads[key], numeric_grad(total, param), f"parameter {key}")
+        assert_grad(network.grads[key], numeric_grad(total, param), f"parameter {key}")
 
 
 def test_fan_out_gradients_are_summed(tmp_path):
@@ -494,9 +494,9 @@ def _steps(network: graphnet.Network, arrays: dict[str, np.ndarray], steps: int)
     """Plain SGD steps through train_step; the weights after each."""
     seen = []
     for _ in range(steps):
-        result = network.train_step(slot_values(network, arrays))
+        network.train_step(slot_values(network, arrays))
         for key, param in network.params.items():
-            param -= 0.01 * result.grads[key]
+            param -= 0.01 * network.grads[key]
         seen.append(network.weights())
     return seen
 
@@ -504,21 +504,23 @@ def _steps(network: graphnet.Network, arrays: dict[str, np.ndarray], steps: int)
 def test_compiled_passes_give_the_same_bits(tmp_path, monkeypatch):
     """After a few steps a plan's passes run as generated code; every step gives exactly the
     same weights as the step-by-step loop (fan-out, a skip connection, weighted losses)."""
-    import graphnet.executor as executor
+    import graphnet.plan as plan_module
 
     rng = np.random.default_rng(2)
     arrays = {"x": rng.standard_normal((5, 3)), "y": rng.standard_normal((5, 2))}
     path = write_spec(tmp_path, RESIDUAL)
-    monkeypatch.setattr(executor, "COMPILE_NODES", 0)  # as for a plan too large to compile at once
-    monkeypatch.setattr(executor, "COMPILE_AFTER", 10**9)
+    monkeypatch.setattr(
+        plan_module, "COMPILE_NODES", 0
+    )  # as for a plan too large to compile at once
+    monkeypatch.setattr(plan_module, "COMPILE_AFTER", 10**9)
     looped_network = graphnet.build(graphnet.load_spec(path))
     looped = _steps(looped_network, arrays, 6)
-    assert looped_network._train_plan.backward == looped_network._train_plan._loop_backward
-    monkeypatch.setattr(executor, "COMPILE_AFTER", 3)  # compiled after its third step
+    assert not looped_network._train_plan.compiled
+    monkeypatch.setattr(plan_module, "COMPILE_AFTER", 3)  # compiled after its third step
     network = graphnet.build(graphnet.load_spec(path))
     compiled = _steps(network, arrays, 6)
-    assert network._train_plan.backward != network._train_plan._loop_backward
-    monkeypatch.setattr(executor, "COMPILE_NODES", 2000)  # compiled when built
+    assert network._train_plan.compiled
+    monkeypatch.setattr(plan_module, "COMPILE_NODES", 2000)  # compiled when built
     built = _steps(graphnet.build(graphnet.load_spec(path)), arrays, 6)
     assert all(np.array_equal(a[k], b[k]) for a, b in zip(compiled, built, strict=True) for k in a)
     for a, b in zip(looped, compiled, strict=True):
@@ -528,24 +530,86 @@ def test_compiled_passes_give_the_same_bits(tmp_path, monkeypatch):
 
 def test_compiled_passes_name_the_failing_node(tmp_path, monkeypatch):
     """A plugin that fails inside a compiled pass is still named, with its spec location."""
-    import graphnet.executor as executor
+    import graphnet.plan as plan_module
 
-    monkeypatch.setattr(executor, "COMPILE_AFTER", 1)
+    monkeypatch.setattr(plan_module, "COMPILE_AFTER", 1)
     network = graphnet.build(graphnet.load_spec(write_spec(tmp_path, RESIDUAL)))
     rng = np.random.default_rng(2)
     arrays = {"x": rng.standard_normal((5, 3)), "y": rng.standard_normal((5, 2))}
     network.train_step(slot_values(network, arrays))
-    relu_layer = network.graph.node("r1").layer
+    relu_layer = network.layers["r1"]
 
     def broken(*args: Any) -> Any:
         raise ValueError("boom")
 
     monkeypatch.setattr(relu_layer, "backward", broken)
-    network._train_plan.forward_cached, network._train_plan.backward = executor._compile(
-        network._train_plan.steps, network.n_inputs
-    )
+    network._train_plan.compile()
     with pytest.raises(
-        graphnet.TrainingError, match=r"node 'r1' \(relu\): backward failed: ValueError: boom"
+        graphnet.PluginFailure, match=r"node 'r1' \(relu\): backward failed: ValueError: boom"
     ) as caught:
         network.train_step(slot_values(network, arrays))
     assert "spec.yaml:" in str(caught.value)
+
+
+def test_two_networks_of_one_spec_share_no_plugin_state(tmp_path):
+    """Each network owns its layer and loss instances: training one never writes into the
+    other's gradients (the engine's hints point every layer at its own network's buffers)."""
+    spec = graphnet.load_spec(write_spec(tmp_path, RESIDUAL))
+    a, b = graphnet.build(spec), graphnet.build(spec)
+    assert not set(map(id, a.layers.values())) & set(map(id, b.layers.values()))
+    assert not set(map(id, a.loss_plugins)) & set(map(id, b.loss_plugins))
+    rng = np.random.default_rng(3)
+    arrays = {"x": rng.standard_normal((5, 3)), "y": rng.standard_normal((5, 2))}
+    b.train_step(slot_values(b, arrays))
+    b_grads = b.grads.flat.copy()
+    a.train_step(slot_values(a, {k: 2 * v for k, v in arrays.items()}))
+    assert np.array_equal(b.grads.flat, b_grads)
+    assert not np.array_equal(a.grads.flat, b_grads)
+
+
+def test_two_threads_training_one_spec_give_the_bits_of_two_plain_runs(tmp_path):
+    """`graphnet.train` from two threads at once on one Spec object gives exactly the weights of
+    the same runs one after the other (a notebook, a thread-pool sweep)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(4)
+    np.savez(tmp_path / "data.npz", x=rng.standard_normal((64, 3)), y=rng.standard_normal((64, 2)))
+    spec_data = {
+        **RESIDUAL,
+        "data": {"source": "npz", "path": "data.npz"},
+        "train": {"epochs": 20, "batch_size": 8, "optimizer": {"type": "adam", "lr": 0.01}},
+    }
+    spec = graphnet.load_spec(write_spec(tmp_path, spec_data))
+    graphnet.train(spec, tmp_path / "alone")
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda name: graphnet.train(spec, tmp_path / name), ["one", "two"]))
+    with np.load(tmp_path / "alone" / "weights.npz") as alone:
+        for name in ("one", "two"):
+            with np.load(tmp_path / name / "weights.npz") as other:
+                for key in alone.files:
+                    assert np.array_equal(alone[key], other[key]), (name, key)
+
+
+def test_a_loss_of_graph_inputs_only_is_a_located_spec_error(tmp_path):
+    """A loss that reads only graph inputs trains nothing: refused when the spec is loaded,
+    naming the loss's line, instead of failing inside the first training step."""
+    spec_data = {
+        "inputs": {"y": {"shape": [1]}},
+        "nodes": [{"name": "h", "type": "dense", "inputs": ["y"], "units": 1}],
+        "loss": {"type": "mse", "inputs": ["y", "y"]},
+    }
+    with pytest.raises(graphnet.SpecError, match=r"loss\[0\]\.inputs: loss 'mse' reads only graph"):
+        graphnet.load_spec(write_spec(tmp_path, spec_data))
+
+
+def test_an_empty_backward_pass_is_no_error():
+    """A plan with no steps (the targets are graph inputs) runs both passes as no-ops."""
+    from graphnet.plan import Plan
+
+    plan = Plan([], ["x"], 1)
+    values, caches, grads = [np.ones((2, 1))], [None], [None]
+    plan.loop_forward(values, caches, True)
+    plan.loop_backward(values, caches, grads)
+    plan.compile()
+    plan.forward_cached(values, caches, True)
+    plan.backward(values, caches, grads)

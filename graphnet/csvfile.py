@@ -14,8 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from graphnet.base import Array
-from graphnet.errors import DataError
-from graphnet.plugins import suggest
+from graphnet.errors import DataError, suggest
 
 
 @dataclass

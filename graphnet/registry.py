@@ -7,12 +7,11 @@ Plugins come from two places only: the ``graphnet`` entry-point group of install
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import importlib.util
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import entry_points
@@ -25,7 +24,7 @@ from pydantic import BaseModel
 
 from graphnet import hookspecs
 from graphnet.base import DataSource, Layer, Loss, Metric, Optimizer, Plugin
-from graphnet.errors import PluginError
+from graphnet.errors import PluginError, suggest
 
 PROJECT = "graphnet"
 ENV_VAR = "GRAPHNET_PLUGINS"
@@ -50,14 +49,6 @@ class Entry:
     name: str
     cls: type[Any]
     package: str
-
-
-def suggest(name: str, choices: Iterable[str]) -> str:
-    """`` (did you mean 'x'?)`` for the closest of ``choices``, or nothing."""
-    close = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.6)
-    if not close:
-        return ""
-    return " (did you mean " + " or ".join(repr(c) for c in close) + "?)"
 
 
 class Registry:
@@ -132,6 +123,10 @@ class Registry:
 
     def get(self, kind: str, name: str, where: str | None = None) -> type[Any]:
         """The class registered for ``name`` (case-insensitive), or a :class:`PluginError`."""
+        return self.entry(kind, name, where).cls
+
+    def entry(self, kind: str, name: str, where: str | None = None) -> Entry:
+        """The registration of ``name`` (case-insensitive), or a :class:`PluginError`."""
         entries = self.entries(kind)
         entry = entries.get(str(name).lower())
         if entry is None:
@@ -143,7 +138,7 @@ class Registry:
                 f"{plural} available: {known}; plugins loaded: {packages}",
                 where,
             )
-        return entry.cls
+        return entry
 
 
 def _load_module(ref: str) -> tuple[ModuleType, str]:

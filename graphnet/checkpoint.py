@@ -1,0 +1,120 @@
+"""The state a run can continue from: snapshots, the arrays of ``checkpoint.npz``, restoring
+them, and what a resumed spec may not change.
+
+A checkpoint holds the parameters (``param/<node>/<param>``), the optimizer state
+(``state/<key>``), the number of the last complete epoch and the training generator's state,
+so a resumed run continues bit for bit.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from graphnet.base import Array
+from graphnet.errors import DataError
+from graphnet.network import Network
+from graphnet.params import ParamDict
+
+
+@dataclass
+class Snapshot:
+    """The training state after ``epoch``."""
+
+    epoch: int
+    flat: Array
+    state: dict[str, Array]
+    rng: Mapping[str, Any]
+
+
+class Snapshots:
+    """Takes snapshots into buffers kept for the purpose, so that a snapshot per epoch
+    allocates nothing; each copy overwrites the previous one."""
+
+    def __init__(self) -> None:
+        self._kept: tuple[Array, dict[str, Array]] | None = None
+
+    def take(
+        self,
+        epoch: int,
+        params: ParamDict,
+        state: dict[str, Array],
+        rng: np.random.Generator,
+        copy: bool = True,
+    ) -> Snapshot:
+        """The state now (the live arrays themselves with ``copy=False``, to be written
+        before training goes on)."""
+        flat = params.flat
+        if copy:
+            if self._kept is None or self._kept[1].keys() != state.keys():
+                self._kept = (
+                    np.empty_like(flat),
+                    {k: np.array(v, copy=True) for k, v in state.items()},
+                )
+            np.copyto(self._kept[0], flat)
+            for key, value in state.items():
+                np.copyto(self._kept[1][key], value)
+            flat, state = self._kept
+        return Snapshot(epoch, flat, state, rng.bit_generator.state)
+
+
+def checkpoint_arrays(snapshot: Snapshot, params: ParamDict) -> dict[str, Any]:
+    """A snapshot as the arrays of ``checkpoint.npz``."""
+    arrays: dict[str, Any] = {}
+    offset = 0
+    for key, view in params.items():
+        arrays[f"param/{key}"] = snapshot.flat[offset : offset + view.size].reshape(view.shape)
+        offset += view.size
+    arrays.update({f"state/{k}": v for k, v in snapshot.state.items()})
+    arrays["epoch"] = np.array(snapshot.epoch)
+    arrays["rng"] = np.array(json.dumps(snapshot.rng))
+    return arrays
+
+
+def restore(
+    arrays: Mapping[str, Any],
+    network: Network,
+    state: dict[str, Array],
+    rng: np.random.Generator,
+    where: str,
+) -> int:
+    """Load a checkpoint's arrays into the network, the optimizer state and the generator;
+    the number of the epoch it was taken after."""
+    params = {k[len("param/") :]: v for k, v in arrays.items() if k.startswith("param/")}
+    network.load_weights(params)
+    for key, target in state.items():
+        saved = arrays.get(f"state/{key}")
+        if saved is None or np.shape(saved) != np.shape(target):
+            raise DataError(f"optimizer state {key!r} missing or of the wrong shape", where)
+        state[key] = np.array(saved, dtype=np.asarray(target).dtype)
+    try:
+        rng.bit_generator.state = json.loads(str(arrays["rng"]))
+        return int(arrays["epoch"])
+    except (KeyError, ValueError, TypeError) as error:
+        raise DataError(f"checkpoint is damaged: {error}", where) from None
+
+
+def differences(saved: Any, current: Any, path: str = "") -> list[str]:
+    """Where a resolved spec differs from a run's saved one, ``train.epochs`` aside."""
+    if isinstance(saved, dict) and isinstance(current, dict):
+        out = []
+        for key in dict.fromkeys([*saved, *current]):
+            sub = f"{path}.{key}" if path else str(key)
+            if sub == "train.epochs":
+                continue
+            if key not in saved or key not in current:
+                out.append(f"{sub} is {'new' if key not in saved else 'gone'}")
+            else:
+                out += differences(saved[key], current[key], sub)
+        return out
+    if isinstance(saved, list) and isinstance(current, list) and len(saved) == len(current):
+        return [
+            d
+            for i, (a, b) in enumerate(zip(saved, current, strict=True))
+            for d in differences(a, b, f"{path}[{i}]")
+        ]
+    return [] if saved == current else [f"{path}: {saved!r} in the run, {current!r} now"]

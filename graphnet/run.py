@@ -1,0 +1,195 @@
+"""One run, as ``graphnet run`` does it: data, network and trainer, the run folder, checkpoints,
+``--resume``, and what is kept when a run fails.
+
+This module only orchestrates: the data set is :mod:`graphnet.dataset`'s, the epoch loop
+:mod:`graphnet.trainer`'s, the files :mod:`graphnet.runfolder`'s; the picture of the losses is
+drawn at the end (:mod:`graphnet.plots`, imported only then).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from graphnet.checkpoint import Snapshot, checkpoint_arrays, differences, restore
+from graphnet.dataset import load_data, streams
+from graphnet.errors import GraphnetError, GraphnetWarning, Interrupted, SpecError
+from graphnet.network import build
+from graphnet.runfolder import CHECKPOINT, SPEC, RunFolder, default_folder
+from graphnet.spec import Spec
+from graphnet.stop import Stop
+from graphnet.trainer import Reporter, Trainer
+
+
+class History(list[dict[str, Any]]):
+    """One record per epoch (the columns of ``metrics.csv``); ``run_dir`` is the run folder."""
+
+    run_dir: Path
+
+
+def train(
+    spec: Spec,
+    out_dir: str | Path | None = None,
+    weights: str | Path | Mapping[str, Any] | None = None,
+    *,
+    resume: bool = False,
+    reporter: Reporter | None = None,
+) -> History:
+    """Train as ``graphnet run`` does: write the run folder and return one record per epoch."""
+    folders: list[Path] = []
+    try:
+        return _train(spec, out_dir, weights, resume, reporter or Reporter(), folders)
+    finally:  # the training arrays are released by now: drawing does not add to the peak
+        if folders:
+            from graphnet.plots import try_draw_run
+
+            try_draw_run(folders[0])
+
+
+def _train(
+    spec: Spec,
+    out_dir: str | Path | None,
+    weights: str | Path | Mapping[str, Any] | None,
+    resume: bool,
+    reporter: Reporter,
+    folders: list[Path],
+) -> History:
+    rngs = streams(spec.seed)
+    network = build(spec)
+    trainer = Trainer(spec, network, load_data(spec, rngs["data"]), rngs)
+    if weights is not None:
+        if resume:
+            raise SpecError(
+                "--weights and --resume do not go together: a resumed run starts from its checkpoint"
+            )
+        network.load_weights(weights)
+    assert spec.name is not None
+    folder = RunFolder(out_dir if out_dir is not None else default_folder(spec.name, resume))
+    first_epoch = _resume_point(spec, folder, trainer) if resume else 1
+    folder.prepare(resume)
+    folders.append(folder.path)
+    folder.write_spec(spec.to_dict())
+
+    history = History(folder.read_metrics() if first_epoch > 1 else [])
+    history.run_dir = folder.path
+    reporter.start(
+        folder.path,
+        {
+            "epochs": spec.train.epochs,
+            "first_epoch": first_epoch,
+            "samples": trainer.n_train,
+            "validation": len(next(iter(trainer.val_data.values()))) if trainer.val_data else 0,
+            "parameters": sum(p.size for p in network.params.values()),
+        },
+    )
+    if getattr(type(reporter), "batch", Reporter.batch) is not Reporter.batch:
+        trainer.on_batch = reporter.batch
+    _loop(spec, trainer, folder, first_epoch, history, reporter)
+    folder.write_weights(network.params)
+    return history
+
+
+def _resume_point(spec: Spec, folder: RunFolder, trainer: Trainer) -> int:
+    """Restore the folder's checkpoint into ``trainer``; the first epoch still to run."""
+    first_epoch = 1
+    saved_spec = folder.read_spec() if folder.holds_run() else None
+    if saved_spec is not None:
+        changed = differences(saved_spec, spec.to_dict())
+        if changed:
+            raise SpecError(
+                "--resume: the spec differs from the run's in "
+                + "; ".join(changed)
+                + " (only train.epochs may change)",
+                str(folder.file(SPEC)),
+            )
+        checkpoint = folder.read_checkpoint()
+        if checkpoint is not None:
+            where = str(folder.file(CHECKPOINT))
+            first_epoch = (
+                restore(checkpoint, trainer.network, trainer.state, trainer.train_rng, where) + 1
+            )
+        folder.truncate_metrics(trainer.columns, first_epoch - 1)
+    if first_epoch == 1:
+        warnings.warn(
+            f"{folder.path}: --resume: no checkpoint to continue from; training from epoch 1",
+            GraphnetWarning,
+            stacklevel=3,
+        )
+    return first_epoch
+
+
+def _loop(
+    spec: Spec,
+    trainer: Trainer,
+    folder: RunFolder,
+    first_epoch: int,
+    history: History,
+    reporter: Reporter,
+) -> None:
+    """The epochs, a checkpoint every ``train.checkpoint_every`` seconds and at the end; on any
+    failure, the folder keeps its last complete epoch."""
+    params = trainer.network.params
+    epochs = spec.train.epochs
+    pending: list[dict[str, Any]] = []
+    last_write = time.monotonic()
+    saved_epoch = first_epoch - 1  # the epoch whose state checkpoint.npz holds (0: none yet)
+    snapshot: Snapshot | None = None
+    with Stop() as trainer.stop, np.errstate(all="ignore"):  # non-finite values are caught
+        try:
+            for epoch in range(first_epoch, epochs + 1):
+                # the state after the last complete epoch, unless checkpoint.npz holds it already
+                snapshot = trainer.snapshot(epoch - 1) if saved_epoch != epoch - 1 else None
+                trainer.stop.check(epoch)
+                record = trainer.run_epoch(epoch)
+                history.append(record)
+                pending.append(record)
+                reporter.epoch(record)
+                if epoch == epochs or time.monotonic() - last_write >= spec.train.checkpoint_every:
+                    trainer.check_parameters(epoch)  # a checkpoint never holds NaN or Inf
+                    now = trainer.snapshot(epoch, copy=False)
+                    folder.write_checkpoint(checkpoint_arrays(now, params))
+                    folder.append_metrics(trainer.columns, pending)
+                    pending.clear()
+                    saved_epoch, last_write = epoch, time.monotonic()
+        except Exception as error:  # whatever stopped the run, keep its complete epochs
+            arrays = checkpoint_arrays(snapshot, params) if snapshot else None
+            kept = _keep_last_complete(folder, trainer.columns, pending, arrays)
+            if isinstance(error, GraphnetError) and (kept or error.exit_code != 2):
+                error.add_context(
+                    after=f"; the run folder keeps epoch {kept}"
+                    if kept
+                    else "; no epoch was complete"
+                )
+            if isinstance(error, Interrupted):
+                error.add_context(where=str(folder.path))
+            raise
+
+
+def _keep_last_complete(
+    folder: RunFolder,
+    columns: list[str],
+    pending: list[dict[str, Any]],
+    snapshot: dict[str, Any] | None,
+) -> int:
+    """After a failure: the checkpoint and weights of the last complete epoch; its number."""
+    try:
+        folder.append_metrics(columns, pending)
+        finite = snapshot is not None and all(
+            np.isfinite(v).all() for k, v in snapshot.items() if k.startswith(("param/", "state/"))
+        )
+        if snapshot is not None and finite and int(snapshot["epoch"]) >= 1:
+            folder.write_checkpoint(snapshot)
+        last = folder.read_checkpoint()
+        if last is None:
+            return 0
+        folder.write_weights(
+            {k[len("param/") :]: v for k, v in last.items() if k.startswith("param/")}
+        )
+        return int(last["epoch"])
+    except GraphnetError:  # the folder cannot be written: report the first failure, not this one
+        return 0
