@@ -8,6 +8,7 @@ spec.path``, a data file and column, a weights key) and is printed before the me
 from __future__ import annotations
 
 import difflib
+import reprlib
 from collections.abc import Iterable
 
 
@@ -95,3 +96,14 @@ def suggest(name: str, choices: Iterable[str]) -> str:
     if not close:
         return ""
     return " (did you mean " + " or ".join(repr(c) for c in close) + "?)"
+
+
+_EXCERPT = reprlib.Repr()
+_EXCERPT.maxlevel, _EXCERPT.maxstring, _EXCERPT.maxother = 3, 60, 60
+_EXCERPT.maxlist = _EXCERPT.maxdict = _EXCERPT.maxtuple = 6
+
+
+def excerpt(value: object) -> str:
+    """A short ``repr`` of ``value`` for a message: long strings and deep or long containers
+    are cut (``...``), so a message never expands a huge or deeply nested value."""
+    return _EXCERPT.repr(value)

@@ -3,7 +3,8 @@
 On a terminal: a status line rewritten in place (epoch, batch, running loss, last validation
 loss, rate, time left) under a thinned list of epochs. Anywhere else (CI, a pipe, a file): the
 thinned list only, one plain line per printed epoch with the columns of ``metrics.csv``.
-``--quiet``: nothing but the summary.
+Progress goes to standard error, so a redirected standard output still shows it; the final
+``done:`` summary goes to standard output. ``--quiet``: nothing but the summary.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def reporter_for(quiet: bool, stream: TextIO | None = None) -> Progress:
     """The reporter ``graphnet run`` uses: quiet, a live status line on a terminal, or lines."""
     if quiet:
         return Progress()
-    stream = stream if stream is not None else sys.stdout
+    stream = stream if stream is not None else sys.stderr
     return LiveReporter() if _is_terminal(stream) else LineReporter()
 
 
@@ -89,8 +90,8 @@ def summary(history: Sequence[Mapping[str, Any]], run_dir: Path, elapsed: float)
 class LineReporter(Progress):
     """Plain lines: the run's first epoch, every ``epochs / LINES``-th one, and the last."""
 
-    def __init__(self, echo: Callable[[str], None] = click.echo) -> None:
-        self.echo = echo
+    def __init__(self, echo: Callable[[str], None] | None = None) -> None:
+        self.echo = echo or (lambda line: click.echo(line, err=True))
         self.epochs = 0
         self.first = 1
         self.every = 1
@@ -99,6 +100,9 @@ class LineReporter(Progress):
         self.epochs = info["epochs"]
         self.first = info["first_epoch"]
         self.every = max(1, math.ceil(self.epochs / LINES))
+        if self.first > self.epochs:
+            self.echo(f"the run is complete already: {self.epochs} epochs -> {run_dir}")
+            return
         held = f" ({info['validation']} held out)" if info["validation"] else ""
         resumed = f", resuming at epoch {self.first}" if self.first > 1 else ""
         self.echo(
@@ -125,7 +129,7 @@ class LiveReporter(LineReporter):
         clock: Callable[[], float] = time.monotonic,
         width: Callable[[], int] | None = None,
     ) -> None:
-        self.write = write or (lambda text: click.echo(text, nl=False))
+        self.write = write or (lambda text: click.echo(text, nl=False, err=True))
         super().__init__(lambda line: self.write(line + "\n"))
         self.clock = clock
         self.width = width or (lambda: shutil.get_terminal_size().columns)

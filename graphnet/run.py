@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -26,10 +27,35 @@ from graphnet.stop import Stop
 from graphnet.trainer import Reporter, Trainer
 
 
-class History(list[dict[str, Any]]):
-    """One record per epoch (the columns of ``metrics.csv``); ``run_dir`` is the run folder."""
+class History(Sequence[dict[str, Any]]):
+    """One record per epoch (the columns of ``metrics.csv``); ``run_dir`` is the run folder.
 
-    run_dir: Path
+    The records are read from ``metrics.csv`` when first asked for: a run keeps none of them
+    in memory, however many epochs it has."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self._records: list[dict[str, Any]] | None = None
+
+    def _read(self) -> list[dict[str, Any]]:
+        if self._records is None:
+            self._records = RunFolder(self.run_dir).read_metrics()
+        return self._records
+
+    def __len__(self) -> int:
+        return len(self._read())
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        return self._read()[index]
+
+    def __eq__(self, other: object) -> bool:
+        return list(self) == list(other) if isinstance(other, Sequence) else NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 def train(
@@ -42,13 +68,14 @@ def train(
 ) -> History:
     """Train as ``graphnet run`` does: write the run folder and return one record per epoch."""
     folders: list[Path] = []
-    try:
-        return _train(spec, out_dir, weights, resume, reporter or Reporter(), folders)
-    finally:  # the training arrays are released by now: drawing does not add to the peak
-        if folders:
-            from graphnet.plots import try_draw_run
+    with ExitStack() as lock:  # the run folder's lock, held until loss.png is drawn
+        try:
+            return _train(spec, out_dir, weights, resume, reporter or Reporter(), folders, lock)
+        finally:  # the training arrays are released by now: drawing does not add to the peak
+            if folders:
+                from graphnet.plots import try_draw_run
 
-            try_draw_run(folders[0])
+                try_draw_run(folders[0])
 
 
 def _train(
@@ -58,6 +85,7 @@ def _train(
     resume: bool,
     reporter: Reporter,
     folders: list[Path],
+    lock: ExitStack,
 ) -> History:
     rngs = streams(spec.seed)
     network = build(spec)
@@ -69,14 +97,13 @@ def _train(
             )
         network.load_weights(weights)
     assert spec.name is not None
+    named_by = "--out" if out_dir is not None else "the default run folder"
     folder = RunFolder(out_dir if out_dir is not None else default_folder(spec.name, resume))
+    lock.enter_context(folder.open(resume, named_by))
     first_epoch = _resume_point(spec, folder, trainer) if resume else 1
-    folder.prepare(resume)
     folders.append(folder.path)
     folder.write_spec(spec.to_dict())
-
-    history = History(folder.read_metrics() if first_epoch > 1 else [])
-    history.run_dir = folder.path
+    history = History(folder.path)
     reporter.start(
         folder.path,
         {
@@ -89,7 +116,7 @@ def _train(
     )
     if getattr(type(reporter), "batch", Reporter.batch) is not Reporter.batch:
         trainer.on_batch = reporter.batch
-    _loop(spec, trainer, folder, first_epoch, history, reporter)
+    _loop(spec, trainer, folder, first_epoch, reporter)
     folder.write_weights(network.params)
     return history
 
@@ -97,7 +124,7 @@ def _train(
 def _resume_point(spec: Spec, folder: RunFolder, trainer: Trainer) -> int:
     """Restore the folder's checkpoint into ``trainer``; the first epoch still to run."""
     first_epoch = 1
-    saved_spec = folder.read_spec() if folder.holds_run() else None
+    saved_spec = folder.read_spec()
     if saved_spec is not None:
         changed = differences(saved_spec, spec.to_dict())
         if changed:
@@ -113,7 +140,14 @@ def _resume_point(spec: Spec, folder: RunFolder, trainer: Trainer) -> int:
             first_epoch = (
                 restore(checkpoint, trainer.network, trainer.state, trainer.train_rng, where) + 1
             )
-        folder.truncate_metrics(trainer.columns, first_epoch - 1)
+        done = first_epoch - 1
+        if spec.train.epochs < done:
+            raise SpecError(
+                f"resume: the run has done {done} epochs, more than train.epochs={spec.train.epochs}; "
+                "nothing was changed",
+                str(folder.path),
+            )
+        folder.truncate_metrics(trainer.columns, done)
     if first_epoch == 1:
         warnings.warn(
             f"{folder.path}: --resume: no checkpoint to continue from; training from epoch 1",
@@ -124,12 +158,7 @@ def _resume_point(spec: Spec, folder: RunFolder, trainer: Trainer) -> int:
 
 
 def _loop(
-    spec: Spec,
-    trainer: Trainer,
-    folder: RunFolder,
-    first_epoch: int,
-    history: History,
-    reporter: Reporter,
+    spec: Spec, trainer: Trainer, folder: RunFolder, first_epoch: int, reporter: Reporter
 ) -> None:
     """The epochs, a checkpoint every ``train.checkpoint_every`` seconds and at the end; on any
     failure, the folder keeps its last complete epoch."""
@@ -146,15 +175,14 @@ def _loop(
                 snapshot = trainer.snapshot(epoch - 1) if saved_epoch != epoch - 1 else None
                 trainer.stop.check(epoch)
                 record = trainer.run_epoch(epoch)
-                history.append(record)
                 pending.append(record)
                 reporter.epoch(record)
                 if epoch == epochs or time.monotonic() - last_write >= spec.train.checkpoint_every:
                     trainer.check_parameters(epoch)  # a checkpoint never holds NaN or Inf
+                    folder.append_metrics(trainer.columns, pending)  # rows first: see RunFolder
+                    pending.clear()
                     now = trainer.snapshot(epoch, copy=False)
                     folder.write_checkpoint(checkpoint_arrays(now, params))
-                    folder.append_metrics(trainer.columns, pending)
-                    pending.clear()
                     saved_epoch, last_write = epoch, time.monotonic()
         except Exception as error:  # whatever stopped the run, keep its complete epochs
             arrays = checkpoint_arrays(snapshot, params) if snapshot else None

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Mapping, Sequence
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -24,6 +26,7 @@ SPEC = "spec.yaml"
 WEIGHTS = "weights.npz"
 CHECKPOINT = "checkpoint.npz"
 METRICS = "metrics.csv"
+LOCK = ".graphnet.lock"
 
 
 def default_folder(name: str, resume: bool, root: Path = Path("runs")) -> Path:
@@ -46,25 +49,78 @@ class RunFolder:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self._lock: Any = None
 
     def holds_run(self) -> bool:
-        return self.path.is_dir() and any(self.path.iterdir())
+        """Whether the folder holds anything (but a lock left by an earlier run)."""
+        return self.path.is_dir() and any(p.name != LOCK for p in self.path.iterdir())
 
-    def prepare(self, resume: bool) -> None:
-        """Create the folder; refuse one that holds another run unless resuming."""
+    def is_run(self) -> bool:
+        """Whether the folder holds a run of graphnet's: its spec and a checkpoint."""
+        return self.file(SPEC).is_file() and self.file(CHECKPOINT).is_file()
+
+    @contextmanager
+    def open(self, resume: bool, named_by: str = "--out") -> Iterator[None]:
+        """Create the folder and hold its lock while the block runs; refuse a folder that holds
+        anything unless resuming, and, resuming, one that holds something but a run.
+
+        ``named_by`` says where the folder's name came from, for messages."""
         if self.path.exists() and not self.path.is_dir():
-            raise SpecError("--out names a file, not a folder", str(self.path))
-        if self.holds_run() and not resume:
-            raise SpecError(
-                "--out: the folder holds another run; choose another --out, or add --resume to continue it",
-                str(self.path),
-            )
+            raise SpecError(f"{named_by}: the run folder is a file, not a folder", str(self.path))
+        self._check(resume, named_by)
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise TrainingError(
                 f"cannot create the run folder: {error.strerror}", str(self.path)
             ) from None
+        with self._locked():
+            self._check(resume, named_by)  # again: another run may have written it meanwhile
+            yield
+
+    def _check(self, resume: bool, named_by: str) -> None:
+        if not self.holds_run():
+            return
+        if not resume:
+            raise SpecError(
+                f"{named_by}: the folder holds another run; choose another folder, or resume it",
+                str(self.path),
+            )
+        if not self.file(SPEC).is_file():
+            raise SpecError(
+                f"resume: not a run folder of graphnet's (it has no {SPEC}); nothing was touched",
+                str(self.path),
+            )
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """An exclusive lock on the folder for as long as a run writes to it: a second run on
+        the same folder is refused at once, naming the process that holds it."""
+        try:
+            import fcntl
+        except ImportError:  # not a POSIX system: no lock
+            yield
+            return
+        path = self.file(LOCK)
+        handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held across the block
+        try:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                raise SpecError(
+                    f"another graphnet run is writing to this folder (process {holder}); "
+                    "wait for it to finish or choose another folder",
+                    str(self.path),
+                ) from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(str(os.getpid()))
+            handle.flush()
+            yield
+        finally:
+            handle.close()  # closing releases the lock
 
     def file(self, name: str) -> Path:
         return self.path / name
@@ -97,39 +153,59 @@ class RunFolder:
         return read_npz(path, "checkpoint") if path.exists() else None
 
     def append_metrics(self, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> None:
-        """Append ``rows`` to ``metrics.csv`` (floats in full precision), header first if new."""
+        """Append ``rows`` to ``metrics.csv`` (floats in full precision), header first if new.
+
+        A run appends an epoch's rows before the checkpoint that holds the epoch, so the rows
+        of every checkpointed epoch are always there; rows past the checkpoint (a run killed in
+        between) are dropped on ``--resume`` and computed again."""
         path = self.file(METRICS)
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        if not path.exists() or path.stat().st_size == 0:
-            writer.writerow(columns)
-        for row in rows:
-            writer.writerow(
-                [repr(row[c]) if isinstance(row[c], float) else row[c] for c in columns]
-            )
+        text = _csv_rows(columns, rows, header=not path.exists() or path.stat().st_size == 0)
         try:
             with path.open("a", encoding="utf-8") as file:
-                file.write(buffer.getvalue())
+                file.write(text)
         except OSError as error:
             raise TrainingError(
                 f"cannot write {METRICS}: {error.strerror or error}", str(self.path)
             ) from None
 
     def truncate_metrics(self, columns: Sequence[str], last_epoch: int) -> None:
-        """Keep the rows of epochs up to ``last_epoch`` only (before resuming after it)."""
+        """Keep the rows of epochs up to ``last_epoch`` only (before resuming after it), in one
+        atomic replace; every one of them must be there."""
         rows = [row for row in self.read_metrics() if row["epoch"] <= last_epoch]
-        self.file(METRICS).unlink(missing_ok=True)
-        self.append_metrics(columns, rows)
+        missing = sorted(set(range(1, last_epoch + 1)) - {row["epoch"] for row in rows})
+        if missing:
+            raise DataError(
+                f"{METRICS} lacks the rows of epochs {missing[0]}..{missing[-1]} that the "
+                "checkpoint holds; the folder was changed by hand",
+                str(self.file(METRICS)),
+            )
+        self.write(METRICS, _csv_rows(columns, rows, header=True).encode())
 
     def read_metrics(self) -> list[dict[str, Any]]:
+        """The rows of ``metrics.csv``; a last row cut short (a full disk) is left out."""
         path = self.file(METRICS)
         if not path.exists():
             return []
         try:
-            with path.open(newline="", encoding="utf-8") as file:
-                return [
-                    {k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()}
-                    for row in csv.DictReader(file)
-                ]
-        except (OSError, ValueError, TypeError) as error:
+            lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        except (OSError, UnicodeDecodeError) as error:
             raise DataError(f"cannot be read: {error}", str(path)) from None
+        if lines and not lines[-1].endswith("\n"):
+            lines.pop()  # an append that did not finish
+        rows: list[dict[str, Any]] = []
+        for number, row in enumerate(csv.DictReader(lines), start=2):
+            try:
+                rows.append({k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()})
+            except (ValueError, TypeError) as error:
+                raise DataError(f"cannot be read: {error}", f"{path}:{number}") from None
+        return rows
+
+
+def _csv_rows(columns: Sequence[str], rows: Sequence[Mapping[str, Any]], header: bool) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    if header:
+        writer.writerow(columns)
+    for row in rows:
+        writer.writerow([repr(row[c]) if isinstance(row[c], float) else row[c] for c in columns])
+    return buffer.getvalue()

@@ -8,6 +8,7 @@ each node's, loss's, optimizer's and data source's inline options against that p
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -26,13 +27,19 @@ from pydantic import (
 )
 
 from graphnet.calls import Caller
-from graphnet.errors import SpecError, suggest
+from graphnet.errors import SpecError, excerpt, suggest
 from graphnet.registry import Registry, get_registry
 from graphnet.specfile import Source
 from graphnet.yamlio import SpecPath
 
-Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")]
-NAME_RULE = "a name starts with a letter or '_' and holds only letters, digits, '_' and '-'"
+NAME_LENGTH = 100
+Name = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$", max_length=NAME_LENGTH)
+]
+NAME_RULE = (
+    "a name starts with a letter or '_' and holds only letters, digits, '_' and '-' "
+    f"(at most {NAME_LENGTH} characters)"
+)
 
 
 class _Strict(BaseModel):
@@ -165,7 +172,7 @@ class TrainSpec(_Strict):
 class Spec(_Strict):
     """A validated spec: the network, its data, its losses and how to train it."""
 
-    name: str | None = None
+    name: Name | None = None  # names the run folder: never a path
     seed: Annotated[int, Field(ge=0)] = 0
     dtype: Literal["float64", "float32"] = "float64"
     data: DataSpec | None = None
@@ -267,10 +274,12 @@ def _describe(error: Mapping[str, Any]) -> tuple[tuple[str | int, ...], str]:
         typo = f" (you wrote {close[0]!r}: a typo?)" if close else ""
         return loc[:-1], f"missing required key {loc[-1]!r}{typo}"
     if kind == "string_pattern_mismatch":
-        return loc, f"{error['input']!r} is not a valid name: {NAME_RULE}"
+        return loc, f"{excerpt(error['input'])} is not a valid name: {NAME_RULE}"
+    if kind == "string_too_long" and loc and loc[-1] == "name":
+        return loc, f"{excerpt(error['input'])} is not a valid name: {NAME_RULE}"
     message = str(error["msg"])
     message = message[0].lower() + message[1:]
-    return loc, f"{message}, got {error['input']!r}"
+    return loc, f"{message}, got {excerpt(error['input'])}"
 
 
 def _spec_error(error: ValidationError, source: Source, prefix: SpecPath = ()) -> SpecError:
@@ -282,6 +291,12 @@ def _spec_error(error: ValidationError, source: Source, prefix: SpecPath = ()) -
     return SpecError("\n".join(lines))
 
 
+def default_name(stem: str) -> str:
+    """A spec file's stem made a valid name: other characters become ``_``."""
+    name = re.sub(r"[^A-Za-z0-9_\-]", "_", stem)[:NAME_LENGTH]
+    return name if re.match(r"[A-Za-z_]", name) else f"_{name}"[:NAME_LENGTH]
+
+
 def validate(data: dict[str, Any], source: Source, registry: Registry) -> Spec:
     """Validate plain spec data: structure first, then every plugin's own options."""
     try:
@@ -291,7 +306,7 @@ def validate(data: dict[str, Any], source: Source, registry: Registry) -> Spec:
     spec._source = source
     spec._registry = registry
     if spec.name is None:
-        spec.name = Path(source.file).stem
+        spec.name = default_name(Path(source.file).stem)
     sections: list[tuple[_Plugged, SpecPath]] = [
         (n, ("nodes", i)) for i, n in enumerate(spec.nodes)
     ]

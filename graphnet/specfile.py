@@ -13,10 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from graphnet.errors import SpecError, suggest
-from graphnet.yamlio import SafeLoader, SpecPath, format_path, parse_yaml
+from graphnet.errors import SpecError, excerpt, suggest
+from graphnet.yamlio import SpecPath, format_path, parse_yaml
 
 
 @dataclass
@@ -114,16 +112,28 @@ def read(path: str | Path) -> tuple[Any, Source]:
     return data, Source(file, lines)
 
 
+# values an alias may copy in one --set value: a key's value, not a document
+SET_VALUE_COPIES = 10_000
+
+
+def _origin(item: str, limit: int = 80) -> str:
+    """``KEY=VALUE`` as messages show it: a long value is cut, control characters escaped."""
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in item)
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
+
+
 def _parse_override(item: str) -> tuple[str, Any, str]:
     key, sep, text = item.partition("=")
     if not sep or not key.strip():
-        raise SpecError(f"--set takes KEY=VALUE, e.g. train.epochs=10; got {item!r}")
-    try:
-        value = yaml.load(text, Loader=SafeLoader) if text.strip() else None
-    except yaml.YAMLError as error:
-        problem = getattr(error, "problem", None) or str(error)
-        raise SpecError(f"--set {item}: the value is not a valid YAML scalar ({problem})") from None
-    return key.strip(), value, item
+        raise SpecError(f"--set takes KEY=VALUE, e.g. train.epochs=10; got {excerpt(item)}")
+    origin = _origin(item)
+    # read as a document of its own, with the limits that protect spec files (aliases, depth)
+    value, _ = (
+        parse_yaml(text, f"--set {origin}", max_copies=SET_VALUE_COPIES)
+        if text.strip()
+        else (None, {})
+    )
+    return key.strip(), value, origin
 
 
 def _step(container: Any, part: str, origin: str, done: str) -> int | str:
@@ -149,7 +159,7 @@ def apply_overrides(
 ) -> None:
     """Apply ``--set`` overrides (``KEY=VALUE`` strings, or a ``{key: value}`` mapping) in place."""
     items = (
-        [(k, v, f"{k}={v}") for k, v in overrides.items()]
+        [(k, v, _origin(f"{k}={excerpt(v)}")) for k, v in overrides.items()]
         if isinstance(overrides, Mapping)
         else [_parse_override(item) for item in overrides]
     )

@@ -45,7 +45,9 @@ def format_path(path: Iterable[str | int]) -> str:
 MAX_ALIAS_COPIES = 1_000_000
 
 
-def _walk_yaml(loader: yaml.SafeLoader, root: yaml.Node, file: str) -> dict[SpecPath, int]:
+def _walk_yaml(
+    loader: yaml.SafeLoader, root: yaml.Node, file: str, max_copies: int = MAX_ALIAS_COPIES
+) -> dict[SpecPath, int]:
     """Record the line of every value under ``root``; reject duplicate keys and aliases that
     contain themselves or expand to more than ``MAX_ALIAS_COPIES`` values."""
     lines: dict[SpecPath, int] = {}
@@ -57,9 +59,9 @@ def _walk_yaml(loader: yaml.SafeLoader, root: yaml.Node, file: str) -> dict[Spec
         lines[path] = node.start_mark.line + 1
         if id(node) in seen_nodes:
             copies += 1
-            if copies > MAX_ALIAS_COPIES:
+            if copies > max_copies:
                 raise SpecError(
-                    f"aliases (*name) expand the document to more than {MAX_ALIAS_COPIES:,} values",
+                    f"aliases (*name) expand the document to more than {max_copies:,} values",
                     file,
                 )
         seen_nodes.add(id(node))
@@ -104,14 +106,16 @@ def _yaml_error(error: yaml.YAMLError, file: str, text: str = "") -> SpecError:
     return SpecError(f"not valid YAML: {message}", f"{file}:{mark.line + 1}:{mark.column + 1}")
 
 
-def parse_yaml(text: str, file: str, construct: bool = True) -> tuple[Any, dict[SpecPath, int]]:
+def parse_yaml(
+    text: str, file: str, construct: bool = True, max_copies: int = MAX_ALIAS_COPIES
+) -> tuple[Any, dict[SpecPath, int]]:
     """Safe-load one YAML document and the line of every value (only the lines if not construct)."""
     loader = SafeLoader(text)
     try:
         root = loader.get_single_node()
         if root is None:
             return None, {}
-        lines = _walk_yaml(loader, root, file)
+        lines = _walk_yaml(loader, root, file, max_copies)
         return (loader.construct_document(root) if construct else None), lines
     except yaml.YAMLError as error:
         raise _yaml_error(error, file, text) from None

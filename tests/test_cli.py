@@ -147,7 +147,7 @@ def test_run_writes_the_run_folder_and_a_summary(specs):
     out = specs / "run"
     result = run_seed(out)
     assert result.exit_code == 0, result.output
-    lines = result.stdout.splitlines()
+    lines = result.output.splitlines()  # progress on stderr, the summary on stdout
     assert lines[0].startswith("training 21 parameters on 1000 samples for 3 epochs")
     assert [line.split("  ")[0] for line in lines[1:4]] == [
         "epoch 1/3",

@@ -111,7 +111,7 @@ def test_plain_lines_are_thinned_for_a_long_run(tmp_path, monkeypatch):
     spec = tiny_spec(tmp_path, epochs=10_000, checkpoint_every=1e9)
     result = CliRunner().invoke(cli, ["run", str(spec), "--out", "run"])
     assert result.exit_code == 0, result.output
-    lines = result.stdout.splitlines()
+    lines = result.output.splitlines()  # progress on stderr, the summary on stdout
     assert len(lines) <= 100
     assert lines[0] == "training 13 parameters on 8 samples for 10000 epochs -> run"
     assert lines[-1].startswith("done: epoch 10000  loss ")
@@ -131,7 +131,7 @@ def test_plain_lines_name_validation_and_metrics(tmp_path, monkeypatch):
     spec = tiny_spec(tmp_path, samples=20, validation=0.25, epochs=2, metrics=["mae"])
     result = CliRunner().invoke(cli, ["run", str(spec), "--out", "run"])
     assert result.exit_code == 0, result.output
-    lines = result.stdout.splitlines()
+    lines = result.output.splitlines()
     assert lines[0].startswith("training 13 parameters on 15 samples (5 held out) for 2 epochs")
     assert re.fullmatch(
         r"epoch 2/2  loss \S+  val_loss \S+  mae \S+  val_mae \S+  seconds \S+", lines[2]
@@ -151,8 +151,21 @@ def test_a_resumed_run_prints_its_first_epoch(tmp_path, monkeypatch):
         cli, ["run", str(spec), "--out", "run", "--set", "train.epochs=100", "--resume"]
     )
     assert result.exit_code == 0, result.output
-    epochs = re.findall(r"^epoch +(\d+)/100", result.stdout, re.M)
+    epochs = re.findall(r"^epoch +(\d+)/100", result.stderr, re.M)
     assert epochs == ["8", "10", "15", *[str(e) for e in range(20, 101, 5)]]
+
+
+def test_progress_goes_to_stderr_and_the_summary_to_stdout(tmp_path, monkeypatch):
+    """`graphnet run spec > out.txt` still shows the progress on the terminal: every progress
+    line is on standard error; standard output holds only the `done:` line."""
+    monkeypatch.chdir(tmp_path)
+    spec = tiny_spec(tmp_path, epochs=3)
+    result = CliRunner().invoke(cli, ["run", str(spec), "--out", "run"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [result.output.splitlines()[-1]]
+    assert result.stdout.startswith("done: epoch 3")
+    assert result.stderr.startswith("training 13 parameters")
+    assert "epoch 3/3" in result.stderr
 
 
 def test_quiet_and_no_terminal_choose_their_reporters(tmp_path):
