@@ -42,7 +42,8 @@ class Embedding(graphnet.Layer):
         return {"E": rng.standard_normal((self.options.vocab, self.options.units))}
 
     def _ids(self, X: Array) -> Array:
-        ids = X.astype(np.intp)
+        with np.errstate(invalid="ignore"):  # NaN and inf: refused below
+            ids = X.astype(np.intp)
         bad = (ids != X) | (ids < 0) | (ids >= self.options.vocab)
         if bad.any():
             index = tuple(int(i) for i in np.argwhere(bad)[0])

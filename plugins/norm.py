@@ -106,7 +106,7 @@ class BatchNorm(graphnet.Layer):
 
 
 class LayerNorm(graphnet.Layer):
-    """Layer normalization over the last axis, with a learnable scale and shift (as torch.nn.LayerNorm)."""
+    """Layer normalization over the last axis, then gamma·x + beta (as torch.nn.LayerNorm)."""
 
     type = "layernorm"
 

@@ -139,6 +139,18 @@ def test_the_seed_spec_ends_below_a_quarter(tmp_path: Path) -> None:
     assert len(history) == 2000 and history[-1]["loss"] < 0.25
 
 
+def test_every_builtin_is_in_the_readme_table() -> None:
+    """The README's table of built-in plugins names every plugin that graphnet itself registers."""
+    from graphnet.plugins import KINDS, get_registry
+
+    table = section("Spec format")
+    registry = get_registry()
+    for kind in KINDS:
+        for name, entry in registry.entries(kind).items():
+            if entry.package == "graphnet":
+                assert f"`{name}`" in table, f"{kind} {name}"
+
+
 def test_every_command_is_in_the_readme_table() -> None:
     """The command table of the README lists every command of the CLI."""
     table = section("Commands")
