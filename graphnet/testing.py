@@ -4,7 +4,8 @@ Both check a plugin the way the engine will use it: the output shape against ``o
 (or ``check_shapes``), gradients of every input and parameter against central finite
 differences in float64, the dtype kept in float32, no input, parameter or incoming gradient
 mutated, and a deterministic forward pass. A failure raises ``AssertionError`` naming the input
-or parameter, the index and both values.
+or parameter, the index and both values. A layer's declared ``buffers`` (state such as running
+statistics, which ``forward`` may update while training) take no gradient and are left out.
 """
 
 from __future__ import annotations
@@ -98,7 +99,10 @@ def check_layer(
     expected = tuple(int(d) for d in layer.output_shape(shapes))
     xs = _inputs(inputs, shapes, batch, rng)
     params = {k: np.array(v, dtype=np.float64) for k, v in layer.init_params(shapes, rng).items()}
-    params = {k: v + 0.1 * rng.standard_normal(v.shape) for k, v in params.items()}
+    buffers = set(getattr(layer, "buffers", ()))
+    params = {
+        k: v if k in buffers else v + 0.1 * rng.standard_normal(v.shape) for k, v in params.items()
+    }
     name = layer_class.type or layer_class.__name__
     worst = check_layer_on(layer, xs, params, expected, name=name, seed=seed)
     _check_float32_layer(layer, name, xs, params, seed)
@@ -118,17 +122,19 @@ def check_layer_on(
     rng = np.random.default_rng(seed + 2)
     xs = list(xs)
     params = dict(params)
+    buffers = set(getattr(layer, "buffers", ()))
+    trainable = {k: v for k, v in params.items() if k not in buffers}
 
     def forward(training: bool = True) -> tuple[Array, Any]:
         layer.rng = np.random.default_rng(seed + 1)  # the same dropout mask on every call
         return layer.forward(params, xs, training)
 
-    originals = [x.copy() for x in xs], {k: v.copy() for k, v in params.items()}
+    originals = [x.copy() for x in xs], {k: v.copy() for k, v in trainable.items()}
 
     def unchanged(after: str) -> None:
         for i, x in enumerate(xs):
             _same(f"{name}: input {i} ({after})", originals[0][i], x)
-        for k, v in params.items():
+        for k, v in trainable.items():
             _same(f"{name}: parameter {k!r} ({after})", originals[1][k], v)
 
     out, cache = forward()
@@ -150,9 +156,9 @@ def check_layer_on(
         raise AssertionError(
             f"{name}: backward returns {len(in_grads)} input gradients for {len(xs)} inputs"
         )
-    if set(p_grads) != set(params):
+    if set(p_grads) != set(trainable):
         raise AssertionError(
-            f"{name}: backward returns gradients for {sorted(p_grads)}, the parameters are {sorted(params)}"
+            f"{name}: backward returns gradients for {sorted(p_grads)}, the parameters are {sorted(trainable)}"
         )
 
     def objective() -> float:
@@ -164,7 +170,7 @@ def check_layer_on(
             continue
         _shape(f"{name}: gradient of input {i}", g, x)
         worst = max(worst, _compare(f"{name} input {i}", np.asarray(g), objective, x, rng))
-    for k, v in params.items():
+    for k, v in trainable.items():
         _shape(f"{name}: gradient of parameter {k!r}", p_grads[k], v)
         worst = max(
             worst, _compare(f"{name} parameter {k!r}", np.asarray(p_grads[k]), objective, v, rng)

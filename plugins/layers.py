@@ -1,4 +1,5 @@
-"""Built-in layers: dense, relu, sigmoid, tanh, softmax, add, concat, dropout."""
+"""Built-in layers: dense, relu, leaky_relu, gelu, sigmoid, tanh, softmax, add, multiply, concat,
+dropout."""
 
 from __future__ import annotations
 
@@ -96,6 +97,56 @@ class ReLU(graphnet.Layer):
         self, params: Mapping[str, Array], cache: Any, grad: Array
     ) -> tuple[list[Array], dict[str, Array]]:
         return [grad * cache], {}
+
+
+class LeakyReLU(graphnet.Layer):
+    """Leaky rectified linear unit, elementwise: x for x > 0, slope·x otherwise."""
+
+    type = "leaky_relu"
+
+    class Options(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        slope: float = Field(0.01, description="The factor applied to x where x <= 0.")
+
+    def forward(
+        self, params: Mapping[str, Array], inputs: Sequence[Array], training: bool
+    ) -> tuple[Array, Any]:
+        (X,) = inputs
+        factor = np.where(X > 0, X.dtype.type(1), X.dtype.type(self.options.slope))
+        return X * factor, factor
+
+    def backward(
+        self, params: Mapping[str, Array], cache: Any, grad: Array
+    ) -> tuple[list[Array], dict[str, Array]]:
+        return [grad * cache], {}
+
+
+GELU_C = np.sqrt(2 / np.pi)
+
+
+class GELU(graphnet.Layer):
+    """Gaussian error linear unit in its tanh form, elementwise (as torch's approximate='tanh').
+
+    0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
+    """
+
+    type = "gelu"
+
+    def forward(
+        self, params: Mapping[str, Array], inputs: Sequence[Array], training: bool
+    ) -> tuple[Array, Any]:
+        (X,) = inputs
+        c = X.dtype.type(GELU_C)
+        T = np.tanh(c * (X + X.dtype.type(0.044715) * X * X * X))
+        return X.dtype.type(0.5) * X * (1 + T), (X, T)
+
+    def backward(
+        self, params: Mapping[str, Array], cache: Any, grad: Array
+    ) -> tuple[list[Array], dict[str, Array]]:
+        X, T = cache
+        half, c = X.dtype.type(0.5), X.dtype.type(GELU_C)
+        inner = c * (1 + X.dtype.type(3 * 0.044715) * X * X)
+        return [grad * (half * (1 + T) + half * X * (1 - T * T) * inner)], {}
 
 
 class Sigmoid(graphnet.Layer):
@@ -197,6 +248,44 @@ class Add(graphnet.Layer):
         return [grad] * cache, {}
 
 
+class Multiply(graphnet.Layer):
+    """Elementwise product of two or more inputs of one shape."""
+
+    type = "multiply"
+    arity = None
+
+    def output_shape(self, input_shapes: Sequence[Shape]) -> Shape:
+        _several("multiply", input_shapes)
+        first = input_shapes[0]
+        for i, shape in enumerate(input_shapes[1:], start=1):
+            if tuple(shape) != tuple(first):
+                raise graphnet.ShapeError(
+                    f"input 0 has shape {list(first)} but input {i} has shape {list(shape)}; multiply needs one shape"
+                )
+        return first
+
+    def forward(
+        self, params: Mapping[str, Array], inputs: Sequence[Array], training: bool
+    ) -> tuple[Array, Any]:
+        Y = inputs[0] * inputs[1]
+        for X in inputs[2:]:
+            Y *= X
+        return Y, list(inputs)
+
+    def backward(
+        self, params: Mapping[str, Array], cache: Any, grad: Array
+    ) -> tuple[list[Array], dict[str, Array]]:
+        inputs = cache
+        grads = []
+        for i in range(len(inputs)):  # the product of the others: no division, zeros allowed
+            others = [X for k, X in enumerate(inputs) if k != i]
+            g = grad * others[0]
+            for X in others[1:]:
+                g *= X
+            grads.append(g)
+        return grads, {}
+
+
 class Concat(graphnet.Layer):
     """Two or more inputs joined along the last axis."""
 
@@ -256,4 +345,4 @@ class Dropout(graphnet.Layer):
 
 @graphnet.hookimpl
 def graphnet_layers() -> list[type[graphnet.Layer]]:
-    return [Dense, ReLU, Sigmoid, Tanh, Softmax, Add, Concat, Dropout]
+    return [Dense, ReLU, LeakyReLU, GELU, Sigmoid, Tanh, Softmax, Add, Multiply, Concat, Dropout]

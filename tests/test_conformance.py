@@ -27,6 +27,22 @@ LAYER_EXAMPLES: dict[str, list[Example]] = {
     "add": [({}, [(3,), (3,)], None), ({}, [(2, 2), (2, 2), (2, 2)], None)],
     "concat": [({}, [(2,), (3,)], None), ({}, [(2, 1), (2, 3), (2, 2)], None)],
     "softmax": [({}, [(4,)], None), ({}, [(2, 3)], None)],
+    "multiply": [({}, [(3,), (3,)], None), ({}, [(2, 2), (2, 2), (2, 2)], None)],
+    "leaky_relu": [({}, [(4,)], None), ({"slope": 0.2}, [(2, 3)], None)],
+    "conv2d": [
+        ({"filters": 2, "kernel": 3}, [(5, 5, 2)], None),
+        ({"filters": 3, "kernel": [2, 3], "stride": 2, "padding": "same"}, [(5, 6, 2)], None),
+        ({"filters": 2, "kernel": 3, "padding": "same"}, [(4, 4, 1)], None),
+        ({"filters": 2, "kernel": 1, "bias": False, "init": "he_uniform"}, [(3, 3, 3)], None),
+    ],
+    "maxpool2d": [({}, [(4, 4, 2)], None), ({"pool": [3, 2], "stride": 1}, [(5, 4, 2)], None)],
+    "avgpool2d": [({}, [(5, 4, 2)], None), ({"pool": 3, "stride": [1, 2]}, [(4, 5, 2)], None)],
+    "global_avgpool2d": [({}, [(3, 4, 2)], None)],
+    "flatten": [({}, [(2, 3, 2)], None)],
+    "reshape": [({"shape": [3, -1]}, [(2, 3, 2)], None), ({"shape": [6]}, [(2, 3)], None)],
+    "batchnorm": [({}, [(4,)], None), ({"momentum": 0.5}, [(3, 3, 2)], None)],
+    "layernorm": [({}, [(4,)], None), ({"eps": 1e-3}, [(2, 5)], None)],
+    "embedding": [({"vocab": 5, "units": 3}, [(4,)], [[[0, 4, 2, 2], [1, 1, 3, 0], [4, 0, 0, 2]]])],
 }
 
 _rng = np.random.default_rng(7)
