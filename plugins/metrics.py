@@ -61,10 +61,10 @@ class RMSE(graphnet.Metric):
 
 
 class R2(graphnet.Metric):
-    """Coefficient of determination 1 - SS_res / SS_tot over the whole set, per output column,
-    averaged uniformly over the columns (as sklearn's r2_score).
+    """Coefficient of determination 1 - SS_res / SS_tot over the whole set, as sklearn's r2_score.
 
-    A constant target column scores 1 when it is predicted exactly, else 0.
+    Computed per output column and averaged uniformly over the columns; a constant target
+    column scores 1 when it is predicted exactly, else 0.
     """
 
     type = "r2"
