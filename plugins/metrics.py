@@ -42,6 +42,14 @@ class Accuracy(graphnet.Metric):
         return float(np.mean(predicted == actual))
 
 
+def _one_shape(metric: graphnet.Metric, prediction: Array, target: Array) -> None:
+    if prediction.shape != target.shape:
+        raise ValueError(
+            f"{metric.type} compares a prediction and a target of one shape, got "
+            f"{list(prediction.shape[1:])} and {list(target.shape[1:])} per sample"
+        )
+
+
 class RMSE(graphnet.Metric):
     """Root mean squared error over the whole set: sqrt(mean((prediction - target)²))."""
 
@@ -52,6 +60,7 @@ class RMSE(graphnet.Metric):
         self.count = 0
 
     def update(self, prediction: Array, target: Array) -> None:
+        _one_shape(self, prediction, target)
         diff = (prediction - target).reshape(-1).astype(np.float64)
         self.squares += float(np.dot(diff, diff))
         self.count += diff.size
@@ -76,6 +85,7 @@ class R2(graphnet.Metric):
         self.residual: Any = 0.0  # per column: Σ (target - prediction)²
 
     def update(self, prediction: Array, target: Array) -> None:
+        _one_shape(self, prediction, target)
         n = len(target)
         if not n:
             return
