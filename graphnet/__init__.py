@@ -1,11 +1,12 @@
 """graphnet: train neural networks that are written down, not programmed.
 
 A spec file describes a network as a graph of named layer nodes; plugins supply every layer,
-loss, optimizer, data source and metric; the executor trains it with numpy.
+loss, optimizer, data source, metric and learning-rate schedule; the executor trains it with
+numpy.
 """
 
 from graphnet.api import build, load_run, load_spec, train
-from graphnet.base import DataSource, Layer, Loss, Metric, Optimizer
+from graphnet.base import DataSource, Layer, Loss, Metric, Optimizer, Schedule
 from graphnet.errors import (
     DataError,
     GraphnetError,
@@ -34,6 +35,7 @@ __all__ = [
     "Optimizer",
     "PluginError",
     "PluginFailure",
+    "Schedule",
     "ShapeError",
     "Spec",
     "SpecError",

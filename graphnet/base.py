@@ -1,4 +1,5 @@
-"""Base classes for the five kinds of plugin: layers, losses, optimizers, data sources, metrics.
+"""Base classes for the kinds of plugin: layers, losses, optimizers, data sources, metrics and
+learning-rate schedules.
 
 A plugin class names itself with ``type`` (what a spec writes in ``type:``), declares its inline
 options as a nested pydantic ``Options`` model, and implements the methods of its kind. The
@@ -126,8 +127,69 @@ class DataSource(Plugin):
 
 
 class Metric(Plugin):
-    """A number reported per epoch for each loss's prediction and target."""
+    """A number reported per epoch for each loss's prediction and target.
+
+    A metric is one of two kinds:
+
+    - A **batch metric** implements ``compute(prediction, target)``; the engine averages its
+      value over the batches, weighted by their size. Right for means (MAE, accuracy).
+    - An **accumulating metric** implements ``reset()``, ``update(prediction, target)`` and
+      ``result()``: ``reset`` before each pass over a data set (an epoch's training batches,
+      the validation set), ``update`` for each batch, ``result`` at the end. Right for a number
+      that is not a mean over samples (RMSE, R², F1, AUC).
+
+    ``accumulates`` says which kind a class is; it is True exactly when the class (or a base
+    other than this one) overrides ``update``, unless the class sets it itself. An accumulating
+    metric is reset when it is created, and its ``compute`` is its result on the one batch
+    given (``reset``, ``update``, ``result``), so it discards what was accumulated before.
+    """
+
+    accumulates: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "accumulates" not in cls.__dict__:
+            cls.accumulates = cls.update is not Metric.update
+
+    def __init__(self, options: BaseModel | Mapping[str, Any] | None = None) -> None:
+        super().__init__(options)
+        if self.accumulates:
+            self.reset()  # ready for its first update
 
     def compute(self, prediction: Array, target: Array) -> float:
         """The metric of one batch; the engine averages batches weighted by their size."""
+        if not self.accumulates:
+            raise NotImplementedError(
+                f"metric {type(self).__name__} implements neither compute nor update"
+            )
+        self.reset()
+        self.update(prediction, target)
+        return self.result()
+
+    def reset(self) -> None:
+        """Forget every batch seen so far (an accumulating metric must implement it)."""
+        raise NotImplementedError
+
+    def update(self, prediction: Array, target: Array) -> None:
+        """Take one batch into account; implementing it makes the metric accumulating."""
+        raise NotImplementedError
+
+    def result(self) -> float:
+        """The metric over every batch since the last ``reset``."""
+        raise NotImplementedError
+
+
+class Schedule(Plugin):
+    """The learning rate of each epoch, as a function of the epoch, the base rate and the history.
+
+    ``lr`` is called before each epoch; epochs are numbered from 1, ``base_lr`` is the
+    optimizer's own ``lr`` option, and ``history`` holds one record per epoch so far (dicts
+    with the columns of ``metrics.csv``: ``history[-1]`` is epoch ``epoch - 1``'s, empty
+    before the first). A schedule keeps no state of its own: what it needs to remember it
+    reads again from ``history``, so that a resumed run gets the same rates as one that
+    never stopped.
+    """
+
+    def lr(self, epoch: int, base_lr: float, history: Sequence[Mapping[str, Any]]) -> float:
+        """The learning rate of epoch ``epoch``."""
         raise NotImplementedError

@@ -52,3 +52,11 @@ def graphnet_metrics() -> list[type[Any]]:  # type: ignore[empty-body]
 
     :return: a list of metric classes, each with a unique ``type`` name.
     """
+
+
+@hookspec
+def graphnet_schedules() -> list[type[Any]]:  # type: ignore[empty-body]
+    """Learning-rate schedules this plugin provides, each a subclass of :class:`graphnet.Schedule`.
+
+    :return: a list of schedule classes, each with a unique ``type`` name.
+    """

@@ -23,7 +23,7 @@ import pluggy
 from pydantic import BaseModel
 
 from graphnet import hookspecs
-from graphnet.base import DataSource, Layer, Loss, Metric, Optimizer, Plugin
+from graphnet.base import DataSource, Layer, Loss, Metric, Optimizer, Plugin, Schedule
 from graphnet.errors import PluginError, suggest
 
 PROJECT = "graphnet"
@@ -38,6 +38,7 @@ KINDS: dict[str, tuple[str, type[Plugin], str]] = {
     "optimizer": ("graphnet_optimizers", Optimizer, "optimizers"),
     "data source": ("graphnet_data_sources", DataSource, "data sources"),
     "metric": ("graphnet_metrics", Metric, "metrics"),
+    "schedule": ("graphnet_schedules", Schedule, "schedules"),
 }
 
 

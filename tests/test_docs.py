@@ -34,8 +34,8 @@ def blocks(text: str, language: str) -> list[str]:
 HOOKS = [name for name in dir(hookspecs) if name.startswith("graphnet_")]
 
 
-def test_there_are_five_hooks_each_documented_in_its_module() -> None:
-    """The five hookspecs exist, each with a docstring and a `:return:` line."""
+def test_there_are_six_hooks_each_documented_in_its_module() -> None:
+    """The six hookspecs exist, each with a docstring and a `:return:` line."""
     assert (
         sorted(
             [
@@ -44,6 +44,7 @@ def test_there_are_five_hooks_each_documented_in_its_module() -> None:
                 "graphnet_losses",
                 "graphnet_metrics",
                 "graphnet_optimizers",
+                "graphnet_schedules",
             ]
         )
         == HOOKS
@@ -63,20 +64,27 @@ def test_every_hook_has_a_section_in_the_plugin_guide(hook: str) -> None:
     )
 
 
-def test_the_plugin_guide_examples_work_as_written(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Each example of the guide, saved as a file, loads with --plugin and trains the guide's spec."""
-    guide = section("Writing a plugin")
+def _guide_plugins(folder: Path) -> list[Path]:
+    """Each example plugin of the guide, saved in ``folder`` as a file named after its type."""
     files = []
-    for code in blocks(guide, "python"):
+    for code in blocks(section("Writing a plugin"), "python"):
         if "@graphnet.hookimpl" in code:
             name = re.search(r'type = "(\w+)"', code)
             assert name
-            path = tmp_path / f"{name.group(1)}.py"
+            path = folder / f"{name.group(1)}.py"
             path.write_text(code, encoding="utf-8")
             files.append(path)
-    assert len(files) == 5
+    return files
+
+
+def test_the_plugin_guide_examples_work_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each example of the guide, saved as a file, loads with --plugin and trains the guide's
+    spec (the schedule, which a spec does not name yet, is checked on its own below)."""
+    guide = section("Writing a plugin")
+    files = [p for p in _guide_plugins(tmp_path) if p.stem != "halve_on_rise"]
+    assert len(files) == 6
     (spec_text,) = [b for b in blocks(guide, "yaml") if "source: sine" in b]
     (tmp_path / "sine.yaml").write_text(spec_text, encoding="utf-8")
     (command,) = [b for b in blocks(guide, "bash") if b.startswith("graphnet run sine.yaml")]
@@ -87,9 +95,31 @@ def test_the_plugin_guide_examples_work_as_written(
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     metrics = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
-    assert metrics[0] == "epoch,loss,within_tenth,seconds" and len(metrics) == 4
+    assert metrics[0] == "epoch,loss,within_tenth,max_error,seconds" and len(metrics) == 4
     weights = np.load(tmp_path / "run" / "weights.npz")
     assert weights["scaled/a"].shape == (1,)
+
+
+def test_the_guides_schedule_example_works_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The guide's schedule, saved as a file, is listed by `graphnet plugins --plugin` and gives
+    the rates the guide states."""
+    guide = section("Writing a plugin")
+    (path,) = [p for p in _guide_plugins(tmp_path) if p.stem == "halve_on_rise"]
+    command = "graphnet plugins --plugin halve_on_rise.py"
+    assert f"`{command}`" in guide
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, command.split()[1:])
+    assert result.exit_code == 0, result.output
+    assert re.search(r"^schedule\s+halve_on_rise\s+halve_on_rise\.py", result.output, re.M)
+    namespace: dict[str, object] = {}
+    exec(path.read_text(encoding="utf-8"), namespace)
+    schedule = namespace["HalveOnRise"]()  # type: ignore[operator]
+    history = [{"loss": v} for v in (1.0, 0.8, 0.9, 0.7, 0.75)]
+    rates = [schedule.lr(e, 0.1, history[: e - 1]) for e in range(1, 7)]
+    assert rates == [0.1, 0.1, 0.1, 0.05, 0.05, 0.025]
+    assert "times 1, 1, 1, ½, ½, ¼" in guide
 
 
 def test_the_guides_check_layer_snippet_passes() -> None:

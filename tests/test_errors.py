@@ -432,10 +432,10 @@ CASES = [
     ),
     case(
         "unknown-optimizer",
-        {"spec.yaml": spec(("type: sgd", "type: adamw"))},
+        {"spec.yaml": spec(("type: sgd", "type: adamm"))},
         ["validate", "spec.yaml"],
         2,
-        ["spec.yaml:18: train.optimizer.type: unknown optimizer type 'adamw'", "'adam'"],
+        ["spec.yaml:18: train.optimizer.type: unknown optimizer type 'adamm'", "'adam'"],
     ),
     case(
         "negative-epochs",

@@ -53,14 +53,16 @@ def test_graphnet_and_the_plugin_are_installed_not_linked(with_example: Installe
 def test_plugins_lists_the_layer_and_loss_with_their_package(
     with_example: InstalledGraphnet,
 ) -> None:
-    """`graphnet plugins` shows `scale` and `huber` as coming from the graphnet-scale package."""
+    """`graphnet plugins` shows `scale` and `pseudo_huber` as coming from the graphnet-scale
+    package."""
     result = with_example.run("graphnet", "plugins")
     assert result.returncode == 0, result.stderr
     rows = _rows(result.stdout)
     assert rows[0][:3] == ["kind", "type", "package"]
     packages = {(row[0], row[1]): row[2] for row in rows[1:]}
     assert packages[("layer", "scale")] == "graphnet-scale"
-    assert packages[("loss", "huber")] == "graphnet-scale"
+    assert packages[("loss", "pseudo_huber")] == "graphnet-scale"
+    assert packages[("loss", "huber")] == "graphnet"  # a built-in of the same family
     assert packages[("layer", "dense")] == "graphnet"  # the built-ins are still there
 
 

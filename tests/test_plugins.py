@@ -30,6 +30,7 @@ HOOKS = [
     "graphnet_optimizers",
     "graphnet_data_sources",
     "graphnet_metrics",
+    "graphnet_schedules",
 ]
 
 BUILT_INS = [
@@ -41,6 +42,8 @@ BUILT_INS = [
     ("data source", "csv"),
     ("data source", "npz"),
     ("metric", "mae"),
+    ("metric", "f1"),
+    ("schedule", "cosine"),
 ]
 
 SPEC = """\
@@ -194,8 +197,8 @@ def plugin_error(call: Callable[[], Any]) -> str:
 # -- the hooks and the built-ins ---------------------------------------------------------------
 
 
-def test_hookspecs_defines_the_five_hooks_each_documented():
-    """Plugin authors find exactly five hooks, each with a summary and what it returns."""
+def test_hookspecs_defines_the_six_hooks_each_documented():
+    """Plugin authors find exactly six hooks, each with a summary and what it returns."""
     hooks = {
         name: function
         for name, function in inspect.getmembers(hookspecs, inspect.isfunction)

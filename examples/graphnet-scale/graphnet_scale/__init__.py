@@ -1,4 +1,4 @@
-"""An example graphnet plugin: a learnable ``scale`` layer and a ``huber`` loss.
+"""An example graphnet plugin: a learnable ``scale`` layer and a ``pseudo_huber`` loss.
 
 It is written exactly as any third-party plugin would be: classes that subclass
 ``graphnet.Layer`` and ``graphnet.Loss``, hook implementations that return them, and one
@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 import graphnet
 from graphnet.base import Array, Shape
 
-__all__ = ["Huber", "Scale", "graphnet_layers", "graphnet_losses"]
+__all__ = ["PseudoHuber", "Scale", "graphnet_layers", "graphnet_losses"]
 
 
 class Scale(graphnet.Layer):
@@ -51,17 +51,20 @@ class Scale(graphnet.Layer):
         return [params["a"] * dY], {"a": np.sum(dY * X, keepdims=True).reshape(1)}
 
 
-class Huber(graphnet.Loss):
-    """Huber loss, mean over all elements: ½r² where |r| ≤ delta, else delta·(|r| - ½delta)."""
+class PseudoHuber(graphnet.Loss):
+    """Pseudo-Huber loss, mean over all elements: delta²·(√(1 + (r/delta)²) - 1).
 
-    type = "huber"
+    A smooth Huber loss: about ½r² for |r| much below delta, about delta·|r| far beyond it.
+    """
+
+    type = "pseudo_huber"
 
     class Options(BaseModel):
         model_config = ConfigDict(extra="forbid")
         delta: float = Field(
             1.0,
             gt=0,
-            description="Where the loss turns from quadratic to linear: |prediction - target| = delta.",
+            description="Where the loss turns from quadratic to linear in |prediction - target|.",
         )
 
     def check_shapes(self, input_shapes: Sequence[Shape]) -> None:
@@ -75,15 +78,13 @@ class Huber(graphnet.Loss):
         prediction, target = inputs
         delta = self.options.delta
         R = prediction - target
-        A = np.abs(R)
-        Q = np.minimum(A, delta)  # |r| up to delta: the quadratic part
-        L = Q * (A - 0.5 * Q)  # ½r² inside, delta·(|r| - ½delta) outside
-        return L.mean(), R
+        S = np.sqrt(1 + (R / delta) ** 2)
+        L = delta**2 * (S - 1)
+        return L.mean(), (R, S)
 
     def backward(self, cache: Any) -> list[Array | None]:
-        R = cache
-        delta = self.options.delta
-        dP = np.clip(R, -delta, delta) / R.size  # d mean / d prediction
+        R, S = cache
+        dP = R / S / R.size  # d mean / d prediction
         return [dP, -dP]  # the target's gradient is the opposite of the prediction's
 
 
@@ -94,4 +95,4 @@ def graphnet_layers() -> list[type[graphnet.Layer]]:
 
 @graphnet.hookimpl
 def graphnet_losses() -> list[type[graphnet.Loss]]:
-    return [Huber]
+    return [PseudoHuber]

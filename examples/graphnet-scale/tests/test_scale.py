@@ -9,7 +9,7 @@ import graphnet_scale
 import numpy as np
 import pydantic
 import pytest
-from graphnet_scale import Huber, Scale
+from graphnet_scale import PseudoHuber, Scale
 
 import graphnet
 from graphnet.registry import Registry
@@ -37,20 +37,29 @@ def test_scale_multiplies_by_a():
 
 @pytest.mark.parametrize("delta", [0.3, 1.0, 5.0])
 @pytest.mark.parametrize("shape", [(1,), (4,), (2, 3)])
-def test_huber_passes_check_loss(shape, delta):
+def test_pseudo_huber_passes_check_loss(shape, delta):
     """Gradients of prediction and target against finite differences, float32 kept."""
-    worst = check_loss(Huber, {"delta": delta}, [shape, shape], batch=5)
+    worst = check_loss(PseudoHuber, {"delta": delta}, [shape, shape], batch=5)
     assert worst < 1e-6
 
 
-def test_huber_matches_its_formula_on_both_sides_of_delta():
-    """½r² inside |r| ≤ delta, delta·(|r| - ½delta) outside, averaged over every element."""
+def test_pseudo_huber_matches_its_formula():
+    """delta²·(√(1 + (r/delta)²) - 1), averaged over every element."""
     prediction = np.array([[0.5], [-0.2], [3.0], [-4.0]])
     target = np.zeros((4, 1))
-    expected = np.mean([0.5 * 0.25, 0.5 * 0.04, 1.0 * (3.0 - 0.5), 1.0 * (4.0 - 0.5)])
-    value, _ = Huber({"delta": 1.0}).forward([prediction, target])
+    expected = np.mean(4.0 * (np.sqrt(1 + (prediction / 2.0) ** 2) - 1))
+    value, _ = PseudoHuber({"delta": 2.0}).forward([prediction, target])
     assert value == pytest.approx(expected, rel=1e-12)
-    check_loss(Huber, {"delta": 1.0}, [(1,), (1,)], inputs=[prediction, target])
+    check_loss(PseudoHuber, {"delta": 2.0}, [(1,), (1,)], inputs=[prediction, target])
+
+
+def test_pseudo_huber_is_quadratic_near_zero_and_linear_far_out():
+    """About ½r² for |r| much below delta, about delta·(|r| - delta) far beyond it."""
+    loss = PseudoHuber({"delta": 1.0})
+    small, _ = loss.forward([np.array([[1e-3]]), np.zeros((1, 1))])
+    large, _ = loss.forward([np.array([[1e4]]), np.zeros((1, 1))])
+    assert small == pytest.approx(0.5e-6, rel=1e-5)
+    assert large == pytest.approx(1e4 - 1.0, rel=1e-6)
 
 
 class WrongScale(Scale):
@@ -69,17 +78,17 @@ class WrongScaleInput(Scale):
         return [grad.copy()], {"a": np.sum(grad * X, keepdims=True).reshape(1)}
 
 
-class SummedHuber(Huber):
-    """Huber whose gradient is of the sum, not the mean: off by the number of elements."""
+class SummedPseudoHuber(PseudoHuber):
+    """PseudoHuber whose gradient is of the sum, not the mean: off by the number of elements."""
 
     def backward(self, cache):
-        R = cache
-        dP = np.clip(R, -self.options.delta, self.options.delta)
+        R, S = cache
+        dP = R / S
         return [dP, -dP]
 
 
-class WrongTargetHuber(Huber):
-    """Huber whose target gradient has the wrong sign."""
+class WrongTargetPseudoHuber(PseudoHuber):
+    """PseudoHuber whose target gradient has the wrong sign."""
 
     def backward(self, cache):
         d_prediction, _ = super().backward(cache)
@@ -98,7 +107,10 @@ def test_check_layer_catches_a_wrong_gradient(layer_class, message):
 
 @pytest.mark.parametrize(
     ("loss_class", "message"),
-    [(SummedHuber, "huber input 0"), (WrongTargetHuber, "huber input 1")],
+    [
+        (SummedPseudoHuber, "pseudo_huber input 0"),
+        (WrongTargetPseudoHuber, "pseudo_huber input 1"),
+    ],
 )
 def test_check_loss_catches_a_wrong_gradient(loss_class, message):
     """A wrong backward fails check_loss, naming the input whose gradient is wrong."""
@@ -111,8 +123,8 @@ def test_check_loss_catches_a_wrong_gradient(loss_class, message):
     [
         (Scale, {"sart": 2.0}),  # a misspelt option
         (Scale, {"start": "big"}),
-        (Huber, {"delta": 0.0}),  # delta must be positive
-        (Huber, {"delta": 1.0, "reduction": "sum"}),
+        (PseudoHuber, {"delta": 0.0}),  # delta must be positive
+        (PseudoHuber, {"delta": 1.0, "reduction": "sum"}),
     ],
 )
 def test_bad_options_are_refused(plugin_class, options):
@@ -123,17 +135,17 @@ def test_bad_options_are_refused(plugin_class, options):
 
 def test_every_option_is_described():
     """`graphnet schema` and `graphnet plugins` can show a description of every option."""
-    for plugin_class in (Scale, Huber):
+    for plugin_class in (Scale, PseudoHuber):
         for name, field in plugin_class.Options.model_fields.items():
             assert field.description, f"{plugin_class.type}.{name} has no description"
 
 
 def test_hooks_register_the_layer_and_the_loss():
-    """The module's hook implementations give graphnet `scale` and `huber`."""
+    """The module's hook implementations give graphnet `scale` and `pseudo_huber`."""
     registry = Registry()
     registry.register(graphnet_scale, "graphnet-scale")
     assert registry.get("layer", "scale") is Scale
-    assert registry.get("loss", "Huber") is Huber  # types are case-insensitive
+    assert registry.get("loss", "Pseudo_Huber") is PseudoHuber  # types are case-insensitive
     assert registry.entries("layer")["scale"].package == "graphnet-scale"
 
 
