@@ -179,7 +179,7 @@ def test_the_seed_spec_ends_below_a_quarter(tmp_path: Path) -> None:
 
 def test_every_builtin_is_in_the_readme_table() -> None:
     """The README's table of built-in plugins names every plugin that graphnet itself registers."""
-    from graphnet.plugins import KINDS, get_registry
+    from graphnet.registry import KINDS, get_registry
 
     table = section("Spec format")
     registry = get_registry()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import graphnet
-from graphnet.plugins import get_registry
+from graphnet.registry import get_registry
 
 
 def layer(name: str, **options: Any) -> Any:

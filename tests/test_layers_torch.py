@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from graphnet.plugins import get_registry
+from graphnet.registry import get_registry
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional

@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 import graphnet
-from graphnet.plugins import get_registry
+from graphnet.registry import get_registry
 from graphnet.testing import check_loss
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from graphnet.plugins import get_registry
+from graphnet.registry import get_registry
 
 Params = dict[str, np.ndarray]
 

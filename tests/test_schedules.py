@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import graphnet
-from graphnet.plugins import get_registry
+from graphnet.registry import get_registry
 
 EPOCHS = 30
 BASE_LR = 0.1
