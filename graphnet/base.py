@@ -55,6 +55,10 @@ class Layer(Plugin):
     """
 
     arity: ClassVar[int | None] = 1
+    # Entries of `init_params`' result that are state, not trained (running statistics): they
+    # take no gradient, the optimizer never sees them, `forward` may update them in place while
+    # `training`, and they are saved and loaded with the parameters.
+    buffers: ClassVar[tuple[str, ...]] = ()
     rng: np.random.Generator = np.random.default_rng(0)  # replaced by the engine's
     # Hints the engine sets before training; a layer may use them to skip work, or ignore them.
     # `input_grads_needed[i]` is False where no one needs the gradient of input i (a graph input:

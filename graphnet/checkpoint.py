@@ -26,7 +26,8 @@ class Snapshot:
     """The training state after ``epoch``."""
 
     epoch: int
-    flat: Array
+    flat: Array  # the parameters, as the network's flat buffer
+    buffers: Array  # the layers' buffers, likewise
     state: dict[str, Array]
     rng: Mapping[str, Any]
 
@@ -36,39 +37,51 @@ class Snapshots:
     allocates nothing; each copy overwrites the previous one."""
 
     def __init__(self) -> None:
-        self._kept: tuple[Array, dict[str, Array]] | None = None
+        self._kept: tuple[Array, Array, dict[str, Array]] | None = None
 
     def take(
         self,
         epoch: int,
-        params: ParamDict,
+        network: Network,
         state: dict[str, Array],
         rng: np.random.Generator,
         copy: bool = True,
     ) -> Snapshot:
         """The state now (the live arrays themselves with ``copy=False``, to be written
         before training goes on)."""
-        flat = params.flat
+        flat, buffers = network.params.flat, network.buffers.flat
         if copy:
-            if self._kept is None or self._kept[1].keys() != state.keys():
+            if self._kept is None or self._kept[2].keys() != state.keys():
                 self._kept = (
                     np.empty_like(flat),
+                    np.empty_like(buffers),
                     {k: np.array(v, copy=True) for k, v in state.items()},
                 )
             np.copyto(self._kept[0], flat)
+            np.copyto(self._kept[1], buffers)
             for key, value in state.items():
-                np.copyto(self._kept[1][key], value)
-            flat, state = self._kept
-        return Snapshot(epoch, flat, state, rng.bit_generator.state)
+                np.copyto(self._kept[2][key], value)
+            flat, buffers, state = self._kept
+        return Snapshot(epoch, flat, buffers, state, rng.bit_generator.state)
 
 
-def checkpoint_arrays(snapshot: Snapshot, params: ParamDict) -> dict[str, Any]:
-    """A snapshot as the arrays of ``checkpoint.npz``."""
-    arrays: dict[str, Any] = {}
+def _views(flat: Array, like: ParamDict) -> dict[str, Array]:
+    """``flat`` cut as ``like``'s arrays are cut from theirs."""
+    out: dict[str, Array] = {}
     offset = 0
-    for key, view in params.items():
-        arrays[f"param/{key}"] = snapshot.flat[offset : offset + view.size].reshape(view.shape)
+    for key, view in like.items():
+        out[key] = flat[offset : offset + view.size].reshape(view.shape)
         offset += view.size
+    return out
+
+
+def checkpoint_arrays(snapshot: Snapshot, network: Network) -> dict[str, Any]:
+    """A snapshot as the arrays of ``checkpoint.npz``: parameters and buffers as ``param/``."""
+    arrays: dict[str, Any] = {}
+    for key, array in _views(snapshot.flat, network.params).items():
+        arrays[f"param/{key}"] = array
+    for key, array in _views(snapshot.buffers, network.buffers).items():
+        arrays[f"param/{key}"] = array
     arrays.update({f"state/{k}": v for k, v in snapshot.state.items()})
     arrays["epoch"] = np.array(snapshot.epoch)
     arrays["rng"] = np.array(json.dumps(snapshot.rng))

@@ -51,12 +51,16 @@ class Network:
             for loss in graph.losses
         ]
         fresh = initial_params(graph, self.layers)
-        shapes = {k: v.shape for k, v in fresh.items()}
-        self.params: ParamDict = flat_views(shapes, self.dtype)
-        self.grads: ParamDict = flat_views(shapes, self.dtype)
+        kept = {f"{node.name}/{b}" for node in graph.nodes for b in self.layers[node.name].buffers}
+        trained = {k: v.shape for k, v in fresh.items() if k not in kept}
+        self.params: ParamDict = flat_views(trained, self.dtype)
+        self.grads: ParamDict = flat_views(trained, self.dtype)
+        self.buffers: ParamDict = flat_views(
+            {k: v.shape for k, v in fresh.items() if k in kept}, self.dtype
+        )
         for key, value in fresh.items():
-            np.copyto(self.params[key], value, casting="unsafe")
-        self._node_params = by_node(self.params, graph)
+            np.copyto(self.arrays()[key], value, casting="unsafe")
+        self._node_params = by_node(self.arrays(), graph)  # a layer's forward sees its buffers
         self._node_grads = by_node(self.grads, graph)
         self.set_rng(np.random.default_rng(graph.spec.seed))
         self._plans: dict[tuple[str, ...], Plan] = {}
@@ -221,12 +225,18 @@ class Network:
 
     # -- weights -----------------------------------------------------------------------------
 
+    def arrays(self) -> dict[str, Array]:
+        """The parameters and then the buffers (the live arrays), keyed ``<node>/<name>``: what
+        ``weights.npz`` holds."""
+        return {**self.params, **self.buffers}
+
     def load_weights(self, weights: str | Path | Mapping[str, Any]) -> None:
-        """Replace the parameters by those of an NPZ file (or a dict): same keys, same shapes.
-        Every array is checked before any parameter changes."""
-        for key, array in checked_weights(weights, self.params).items():
-            np.copyto(self.params[key], array, casting="unsafe")
+        """Replace the parameters and buffers by those of an NPZ file (or a dict): the same
+        keys, the same shapes. Every array is checked before any of them changes."""
+        arrays = self.arrays()
+        for key, array in checked_weights(weights, arrays).items():
+            np.copyto(arrays[key], array, casting="unsafe")
 
     def weights(self) -> dict[str, Array]:
-        """A copy of the parameters, keyed ``<node>/<param>``."""
-        return {k: v.copy() for k, v in self.params.items()}
+        """A copy of the parameters and buffers, keyed ``<node>/<name>``."""
+        return {k: v.copy() for k, v in self.arrays().items()}

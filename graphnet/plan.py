@@ -34,8 +34,8 @@ class Step:
     name: str
     layer: Layer
     in_slots: tuple[int, ...]
-    params: dict[str, Array]
-    grads: dict[str, Array]  # views of the network's flat gradient buffer
+    params: dict[str, Array]  # parameters and buffers
+    grads: dict[str, Array]  # views of the network's flat gradient buffer: parameters only
     shape: tuple[int, ...]
     caller: Caller
 
@@ -141,17 +141,17 @@ def check_gradients(dtype: np.dtype[Any], values: list[Any]) -> Check:
                 "backward",
                 f"returned {len(in_grads)} input gradients for {len(step.in_slots)} inputs",
             )
-        if not hasattr(p_grads, "keys") or set(p_grads) != set(step.params):
+        if not hasattr(p_grads, "keys") or set(p_grads) != set(step.grads):
             got = sorted(p_grads) if hasattr(p_grads, "keys") else type(p_grads).__name__
             raise wrong(
                 "backward",
-                f"returned gradients for {got}, its parameters are {sorted(step.params)}",
+                f"returned gradients for {got}, its parameters are {sorted(step.grads)}",
             )
         pairs = [
             (f"input {i}", g, values[s])
             for i, (g, s) in enumerate(zip(in_grads, step.in_slots, strict=True))
         ]
-        pairs += [(f"parameter {k!r}", p_grads[k], step.params[k]) for k in step.params]
+        pairs += [(f"parameter {k!r}", p_grads[k], step.params[k]) for k in step.grads]
         for what, g, like in pairs:
             if g is None:
                 continue

@@ -117,7 +117,7 @@ def _train(
     if getattr(type(reporter), "batch", Reporter.batch) is not Reporter.batch:
         trainer.on_batch = reporter.batch
     _loop(spec, trainer, folder, first_epoch, reporter)
-    folder.write_weights(network.params)
+    folder.write_weights(network.arrays())
     return history
 
 
@@ -162,7 +162,7 @@ def _loop(
 ) -> None:
     """The epochs, a checkpoint every ``train.checkpoint_every`` seconds and at the end; on any
     failure, the folder keeps its last complete epoch."""
-    params = trainer.network.params
+    network = trainer.network
     epochs = spec.train.epochs
     pending: list[dict[str, Any]] = []
     last_write = time.monotonic()
@@ -182,10 +182,10 @@ def _loop(
                     folder.append_metrics(trainer.columns, pending)  # rows first: see RunFolder
                     pending.clear()
                     now = trainer.snapshot(epoch, copy=False)
-                    folder.write_checkpoint(checkpoint_arrays(now, params))
+                    folder.write_checkpoint(checkpoint_arrays(now, network))
                     saved_epoch, last_write = epoch, time.monotonic()
         except Exception as error:  # whatever stopped the run, keep its complete epochs
-            arrays = checkpoint_arrays(snapshot, params) if snapshot else None
+            arrays = checkpoint_arrays(snapshot, network) if snapshot else None
             kept = _keep_last_complete(folder, trainer.columns, pending, arrays)
             if isinstance(error, GraphnetError) and (kept or error.exit_code != 2):
                 error.add_context(

@@ -111,12 +111,13 @@ class Trainer:
 
     def snapshot(self, epoch: int, copy: bool = True) -> Snapshot:
         """The training state after ``epoch`` (see :meth:`Snapshots.take`)."""
-        return self.snapshots.take(epoch, self.network.params, self.state, self.train_rng, copy)
+        return self.snapshots.take(epoch, self.network, self.state, self.train_rng, copy)
 
     def check_parameters(self, epoch: int) -> None:
-        """Stop the run if an update has made a parameter NaN or Inf."""
-        if not np.isfinite(self.network.params.flat).all():
-            broken = next(k for k, p in self.network.params.items() if not np.isfinite(p).all())
+        """Stop the run if an update has made a parameter (or a buffer) NaN or Inf."""
+        network = self.network
+        if not (np.isfinite(network.params.flat).all() and np.isfinite(network.buffers.flat).all()):
+            broken = next(k for k, p in network.arrays().items() if not np.isfinite(p).all())
             raise TrainingError(
                 f"parameter {broken!r} became NaN or Inf in epoch {epoch} (an update overflowed). "
                 "Training diverged: lower train.optimizer.lr, or check the data's scale"
