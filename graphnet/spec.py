@@ -109,9 +109,10 @@ class _Plugged(_Strict):
         return self._package
 
     def make(self, caller: Caller) -> Any:
-        """A new instance of the plugin with the validated options: every layer, loss,
-        optimizer and data source the engine uses is created here."""
-        return caller.call("__init__", self.plugin, self.options_model)
+        """A new instance of the plugin with its own copy of the validated options: every
+        layer, loss, optimizer and data source the engine uses is created here, and none
+        shares state with another (a schedule may change an optimizer's ``lr``)."""
+        return caller.call("__init__", self.plugin, self.options_model.model_copy(deep=True))
 
     @property
     def options_model(self) -> BaseModel:
