@@ -146,12 +146,12 @@ def run(
     try:
         history = train(loaded, out, weights, resume=resume, reporter=reporter)
     except Interrupted as error:
-        again = " ".join(f"--set {shlex.quote(item)}" for item in overrides)
-        error.message += (
-            f"\nto continue: graphnet run {shlex.quote(str(spec))} --out {shlex.quote(str(error.where))}"
-            f"{' ' + again if again else ''} --resume"
-        )
-        raise
+        again = [f"--plugin {shlex.quote(ref)}" for ref in _plugins()]
+        again += [f"--set {shlex.quote(item)}" for item in overrides]
+        command = ["graphnet run", shlex.quote(str(spec)), "--out", shlex.quote(str(error.where))]
+        raise error.add_context(
+            after=f"\nto continue: {' '.join([*command, *again, '--resume'])}"
+        ) from None
     finally:
         reporter.close()
     click.echo(summary(history, history.run_dir, time.perf_counter() - started))
@@ -318,15 +318,22 @@ def summary(spec: Path, overrides: Sequence[str]) -> None:
 @common_options
 def gradcheck(spec: Path, overrides: Sequence[str], samples: int) -> None:
     """Check every node's gradients against finite differences, on a few samples of SPEC's data."""
+    import numpy as np
+
     from graphnet.api import load_spec
     from graphnet.dataset import load_data, streams
     from graphnet.errors import TrainingError
     from graphnet.network import build
     from graphnet.testing import check_network
 
+    own = load_spec(spec, overrides, plugins=_plugins())
     loaded = load_spec(spec, [*overrides, "dtype=float64"], plugins=_plugins())
     data = load_data(loaded, streams(loaded.seed)["data"])
     batch = {name: array[:samples] for name, array in data.items()}
+    if own.dtype != "float64":  # one checked training step in the spec's own dtype first
+        network = build(own)
+        with np.errstate(all="ignore"):
+            network.train_step(network.values(batch, list(network.graph.inputs)))
     results = check_network(build(loaded), batch, seed=loaded.seed)
     rows = [["node", "type", "max relative error", ""]]
     failed = [(name, kind, r) for name, kind, r in results if isinstance(r, AssertionError)]
@@ -339,7 +346,12 @@ def gradcheck(spec: Path, overrides: Sequence[str], samples: int) -> None:
     if failed:
         name, kind, error = failed[0]
         raise TrainingError(f"gradient check failed at {name!r} ({kind}): {error}")
-    click.echo(f"ok: the gradients of {len(results)} nodes and losses match finite differences")
+    in_own = (
+        f"; one training step in {own.dtype} keeps every dtype" if own.dtype != "float64" else ""
+    )
+    click.echo(
+        f"ok: the gradients of {len(results)} nodes and losses match finite differences{in_own}"
+    )
 
 
 @cli.command()
@@ -373,4 +385,6 @@ def plugins_command() -> None:
     for kind in KINDS:
         for name, entry in sorted(registry.entries(kind).items()):
             rows.append([kind, name, entry.package, entry.cls.summary()])
+    for package, why in sorted(registry.broken.items()):
+        rows.append(["(broken)", "-", package, f"failed to load: {why}"])
     click.echo(_table(rows))

@@ -11,6 +11,7 @@ import importlib
 import importlib.util
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -24,7 +25,7 @@ from pydantic import BaseModel
 
 from graphnet import hookspecs
 from graphnet.base import DataSource, Layer, Loss, Metric, Optimizer, Plugin, Schedule
-from graphnet.errors import PluginError, suggest
+from graphnet.errors import GraphnetWarning, PluginError, suggest
 
 PROJECT = "graphnet"
 ENV_VAR = "GRAPHNET_PLUGINS"
@@ -59,6 +60,7 @@ class Registry:
         self.pm = pluggy.PluginManager(PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self.packages: dict[str, str] = {}
+        self.broken: dict[str, str] = {}  # package -> why it failed to load
         self._entries: dict[str, dict[str, Entry]] = {}
 
     def register(self, plugin: Any, name: str, package: str | None = None) -> None:
@@ -91,11 +93,16 @@ class Registry:
         for impl in reversed(getattr(self.pm.hook, hook_name).get_hookimpls()):
             package = self.packages.get(impl.plugin_name, impl.plugin_name)
             try:
-                classes = list(impl.function())
+                classes = impl.function()
             except Exception as error:
                 raise PluginError(
                     f"plugin {package!r} failed in {hook_name}(): {type(error).__name__}: {error}"
                 ) from error
+            if not isinstance(classes, list):
+                raise PluginError(
+                    f"plugin {package!r}: {hook_name}() must return a list of "
+                    f"graphnet.{base.__name__} subclasses, not {type(classes).__name__} {classes!r}"
+                )
             for cls in classes:
                 if not (isinstance(cls, type) and issubclass(cls, base)):
                     raise PluginError(
@@ -134,6 +141,10 @@ class Registry:
             plural = KINDS[kind][2]
             known = ", ".join(sorted(entries)) or "none"
             packages = ", ".join(sorted(set(self.packages.values()))) or "none"
+            if self.broken:
+                packages += "; failed to load, so their types are missing: " + "; ".join(
+                    f"{package} ({why})" for package, why in sorted(self.broken.items())
+                )
             raise PluginError(
                 f"unknown {kind} type {name!r}{suggest(str(name).lower(), entries)}; "
                 f"{plural} available: {known}; plugins loaded: {packages}",
@@ -185,11 +196,16 @@ def _registry(refs: tuple[str, ...]) -> Registry:
             continue
         try:
             module = ep.load()
-        except Exception as error:
-            raise PluginError(
-                f"plugin {ep.name!r} of package {dist!r} ({ep.value}) failed to import: "
-                f"{type(error).__name__}: {error}"
-            ) from None
+        except Exception as error:  # one broken package must not disable every command
+            why = f"{type(error).__name__}: {error}"
+            registry.broken[dist] = why
+            warnings.warn(
+                f"plugin {ep.name!r} of package {dist!r} ({ep.value}) failed to import: {why}; "
+                "its types are unavailable",
+                GraphnetWarning,
+                stacklevel=2,
+            )
+            continue
         registry.register(module, name, dist)
     for ref in refs:
         module, package = _load_module(ref)

@@ -287,6 +287,8 @@ def check_network(
             )
         except AssertionError as error:
             worst = error
+        except Exception as error:  # the plugin itself failed: name it as a run would
+            raise step.caller.failed("gradient check (forward/backward)", error) from error
         results.append((step.name, types[step.name], worst))
     for i, loss in enumerate(network.graph.losses):
         xs = [np.array(values[network.slots[ref]], dtype=np.float64) for ref in loss.inputs]
@@ -294,5 +296,7 @@ def check_network(
             worst = check_loss_on(network.loss_plugins[i], xs, name=f"loss[{i}]", seed=seed)
         except AssertionError as error:
             worst = error
+        except Exception as error:
+            raise loss.caller.failed("gradient check (forward/backward)", error) from error
         results.append((f"loss[{i}]", loss.type, worst))
     return results
