@@ -124,6 +124,16 @@ class DataSource(Plugin):
         """Arrays keyed by input name; relative paths are relative to ``base_dir``."""
         raise NotImplementedError
 
+    def read_inputs(self, path: Path, shapes: Mapping[str, Shape]) -> dict[str, Array] | None:
+        """Optional: the inputs named in ``shapes`` (name -> per-sample shape) from ``path``, a
+        file a user gives to ``graphnet predict``, read in this source's own layout (its column
+        mapping, its array keys); or None for a file it does not read.
+
+        On None, ``predict`` falls back to reading CSV columns ``<input>_<i>`` or NPZ arrays
+        keyed by input name. The default reads nothing and returns None.
+        """
+        return None
+
 
 class Metric(Plugin):
     """A number reported per epoch for each loss's prediction and target."""
