@@ -54,13 +54,23 @@ class Layer(Plugin):
     """
 
     arity: ClassVar[int | None] = 1
-    rng: np.random.Generator = np.random.default_rng(0)  # replaced by the engine's
-    # Hints the engine sets before training; a layer may use them to skip work, or ignore them.
-    # `input_grads_needed[i]` is False where no one needs the gradient of input i (a graph input:
-    # `backward` may return None for it); `grad_out[name]` is an array of the parameter's shape
-    # and dtype that `backward` may write the parameter's gradient into and return.
+    """The number of inputs the layer takes; ``None`` for any number."""
+
+    rng: np.random.Generator = np.random.default_rng(0)
+    """The generator to draw random numbers from while training; the engine sets a seeded one
+    that is checkpointed with the run."""
+
+    # Engine hints (the plugin guide's "Engine hints"): optional, set by the engine before
+    # training. A layer may use them to skip work; one that ignores them trains to the same bits.
     input_grads_needed: tuple[bool, ...] | None = None
+    """Engine hint, one bool per input: False where nothing needs that input's gradient (a
+    graph input), and ``backward`` may return None for it instead of an array. ``None`` (no hint:
+    a layer used outside a network, by ``check_layer``) means every gradient is needed."""
+
     grad_out: Mapping[str, Array] | None = None
+    """Engine hint: for each parameter name, an array of that parameter's shape and dtype that
+    ``backward`` may write the parameter's gradient into (``np.matmul(..., out=...)``) and
+    return, saving a copy. Its contents on entry are undefined. ``None``: no hint."""
 
     def output_shape(self, input_shapes: Sequence[Shape]) -> Sequence[int]:
         """The per-sample output shape; raise :class:`graphnet.ShapeError` when inputs don't fit."""
@@ -89,7 +99,12 @@ class Loss(Plugin):
     """A scalar function of its inputs (usually ``[prediction, target]``), averaged over the batch."""
 
     arity: ClassVar[int | None] = 2
-    input_grads_needed: tuple[bool, ...] | None = None  # as for layers: set by the engine
+    """The number of inputs the loss takes; ``None`` for any number."""
+
+    input_grads_needed: tuple[bool, ...] | None = None
+    """Engine hint, one bool per input, as for layers: False where nothing needs that input's
+    gradient (a target read from the data), and ``backward`` may return None for it. ``None``
+    (no hint) means every gradient is needed. A loss that ignores it behaves the same."""
 
     def check_shapes(self, input_shapes: Sequence[Shape]) -> None:
         """Raise :class:`graphnet.ShapeError` when the inputs' per-sample shapes don't fit."""
@@ -104,7 +119,14 @@ class Loss(Plugin):
 
 
 class Optimizer(Plugin):
-    """Updates parameters in place from their gradients; its state is a dict of arrays."""
+    """Updates parameters in place from their gradients; its state is a dict of arrays.
+
+    Engine hint: ``params`` and ``grads`` may carry a ``flat`` attribute, one contiguous array
+    that every array of the mapping is a view of, in the mapping's order. Updating
+    ``params.flat`` in place (with ``grads.flat``) updates every parameter at once. Check for it
+    with ``getattr(params, "flat", None)`` on both; an optimizer that ignores it and iterates the
+    mapping gives the same bits, as long as it computes the same thing element by element.
+    """
 
     def init_state(self, params: Mapping[str, Array]) -> dict[str, Array]:
         """Fresh optimizer state (arrays only, so that it checkpoints)."""
