@@ -55,17 +55,28 @@ class Layer(Plugin):
     """
 
     arity: ClassVar[int | None] = 1
-    # Entries of `init_params`' result that are state, not trained (running statistics): they
-    # take no gradient, the optimizer never sees them, `forward` may update them in place while
-    # `training`, and they are saved and loaded with the parameters.
+    """The number of inputs the layer takes; ``None`` for any number."""
+
     buffers: ClassVar[tuple[str, ...]] = ()
-    rng: np.random.Generator = np.random.default_rng(0)  # replaced by the engine's
-    # Hints the engine sets before training; a layer may use them to skip work, or ignore them.
-    # `input_grads_needed[i]` is False where no one needs the gradient of input i (a graph input:
-    # `backward` may return None for it); `grad_out[name]` is an array of the parameter's shape
-    # and dtype that `backward` may write the parameter's gradient into and return.
+    """Entries of ``init_params``' result that are state, not trained (running statistics):
+    they take no gradient, the optimizer never sees them, ``forward`` may update them in place
+    while ``training``, and they are saved, loaded and checkpointed with the parameters."""
+
+    rng: np.random.Generator = np.random.default_rng(0)
+    """The generator to draw random numbers from while training; the engine sets a seeded one
+    that is checkpointed with the run."""
+
+    # Engine hints (the plugin guide's "Engine hints"): optional, set by the engine before
+    # training. A layer may use them to skip work; one that ignores them trains to the same bits.
     input_grads_needed: tuple[bool, ...] | None = None
+    """Engine hint, one bool per input: False where nothing needs that input's gradient (a
+    graph input), and ``backward`` may return None for it instead of an array. ``None`` (no hint:
+    a layer used outside a network, by ``check_layer``) means every gradient is needed."""
+
     grad_out: Mapping[str, Array] | None = None
+    """Engine hint: for each parameter name, an array of that parameter's shape and dtype that
+    ``backward`` may write the parameter's gradient into (``np.matmul(..., out=...)``) and
+    return, saving a copy. Its contents on entry are undefined. ``None``: no hint."""
 
     def output_shape(self, input_shapes: Sequence[Shape]) -> Sequence[int]:
         """The per-sample output shape; raise :class:`graphnet.ShapeError` when inputs don't fit."""
@@ -94,7 +105,12 @@ class Loss(Plugin):
     """A scalar function of its inputs (usually ``[prediction, target]``), averaged over the batch."""
 
     arity: ClassVar[int | None] = 2
-    input_grads_needed: tuple[bool, ...] | None = None  # as for layers: set by the engine
+    """The number of inputs the loss takes; ``None`` for any number."""
+
+    input_grads_needed: tuple[bool, ...] | None = None
+    """Engine hint, one bool per input, as for layers: False where nothing needs that input's
+    gradient (a target read from the data), and ``backward`` may return None for it. ``None``
+    (no hint) means every gradient is needed. A loss that ignores it behaves the same."""
 
     def check_shapes(self, input_shapes: Sequence[Shape]) -> None:
         """Raise :class:`graphnet.ShapeError` when the inputs' per-sample shapes don't fit."""
@@ -109,7 +125,14 @@ class Loss(Plugin):
 
 
 class Optimizer(Plugin):
-    """Updates parameters in place from their gradients; its state is a dict of arrays."""
+    """Updates parameters in place from their gradients; its state is a dict of arrays.
+
+    Engine hint: ``params`` and ``grads`` may carry a ``flat`` attribute, one contiguous array
+    that every array of the mapping is a view of, in the mapping's order. Updating
+    ``params.flat`` in place (with ``grads.flat``) updates every parameter at once. Check for it
+    with ``getattr(params, "flat", None)`` on both; an optimizer that ignores it and iterates the
+    mapping gives the same bits, as long as it computes the same thing element by element.
+    """
 
     def init_state(self, params: Mapping[str, Array]) -> dict[str, Array]:
         """Fresh optimizer state (arrays only, so that it checkpoints)."""
@@ -128,6 +151,16 @@ class DataSource(Plugin):
     def load(self, base_dir: Path, rng: np.random.Generator) -> dict[str, Array]:
         """Arrays keyed by input name; relative paths are relative to ``base_dir``."""
         raise NotImplementedError
+
+    def read_inputs(self, path: Path, shapes: Mapping[str, Shape]) -> dict[str, Array] | None:
+        """Optional: the inputs named in ``shapes`` (name -> per-sample shape) from ``path``, a
+        file a user gives to ``graphnet predict``, read in this source's own layout (its column
+        mapping, its array keys); or None for a file it does not read.
+
+        On None, ``predict`` falls back to reading CSV columns ``<input>_<i>`` or NPZ arrays
+        keyed by input name. The default reads nothing and returns None.
+        """
+        return None
 
 
 class Metric(Plugin):

@@ -1,19 +1,21 @@
 """CSV tables of numbers: read a file with a header row, pick columns as a float array.
 
-Shared by the ``csv`` data source and ``graphnet predict``. Errors are ``DataError``s
+Shared by the ``csv`` data source and ``graphnet predict`` (:func:`read_csv_inputs` reads the
+inputs of a network by column name). Errors are ``DataError``s
 that name the file, the line and the column of the problem.
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from graphnet.base import Array
+from graphnet.base import Array, Shape
 from graphnet.errors import DataError, suggest
 
 
@@ -91,3 +93,65 @@ def read_table(path: str | Path, delimiter: str = ",") -> Table:
         raise DataError("the CSV file is empty (it needs a header row)", str(path))
     header = [name.strip() for name in rows[0]]
     return Table(path, header, rows[1:], lines[1:])
+
+
+def column_names(name: str, shape: Shape) -> list[str]:
+    """``<name>_0``, ``<name>_1``, … for every element of a per-sample ``shape``."""
+    return [f"{name}_{i}" for i in range(math.prod(shape))]
+
+
+def read_csv_inputs(
+    path: str | Path,
+    shapes: Mapping[str, Shape],
+    delimiter: str = ",",
+    mapped: Mapping[str, tuple[Sequence[str], str]] | None = None,
+) -> dict[str, Array]:
+    """Arrays of per-sample ``shapes`` from a CSV file, keyed by input name.
+
+    An input in ``mapped`` reads its columns, described in messages as given there; any other
+    reads the columns ``<input>_0``, ``<input>_1``, … (``<input>`` alone for a one-element
+    input), flattened in C order. Errors name the file, the line and the column.
+    """
+    table = read_table(path, delimiter)
+    out: dict[str, Array] = {}
+    for name, shape in shapes.items():
+        if mapped is not None and name in mapped:
+            columns, described, by_convention = list(mapped[name][0]), mapped[name][1], False
+        else:
+            columns, described, by_convention = _conventional_columns(table, name, shape)
+        values = table.columns(columns, described)
+        if by_convention:
+            _check_width(table, name, columns, described)
+        out[name] = values.reshape(len(values), *shape)
+    return out
+
+
+def _conventional_columns(table: Table, name: str, shape: Shape) -> tuple[list[str], str, bool]:
+    """The columns holding input ``name`` by the naming convention, how to describe them in a
+    message, and whether they are named ``<input>_<i>``."""
+    columns = column_names(name, shape)
+    described = f"input {name!r} of shape {list(shape)} (columns {', '.join(columns)})"
+    if len(columns) == 1 and table.has(name):
+        if table.has(columns[0]):
+            raise DataError(
+                f"both {name!r} and {columns[0]!r} could be {described}; keep one",
+                f"{table.path}:1",
+            )
+        return [name], f"input {name!r}", False
+    return columns, described, True
+
+
+def _check_width(table: Table, name: str, columns: list[str], described: str) -> None:
+    """Refuse ``<name>_<k>`` columns beyond the input's size: the file is for another shape."""
+    prefix = f"{name}_"
+    extra = [
+        c
+        for c in table.header
+        if c.startswith(prefix) and c[len(prefix) :].isdigit() and c not in columns
+    ]
+    if extra:
+        raise DataError(
+            f"{described} takes {len(columns)} column(s), but the header also has "
+            f"{', '.join(extra)}",
+            f"{table.path}:1",
+        )

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from graphnet.base import Array
+from graphnet.base import Array, DataSource
 from graphnet.calls import Caller
 from graphnet.errors import DataError, SpecError
 from graphnet.spec import Spec
@@ -28,13 +28,18 @@ def streams(seed: int) -> dict[str, np.random.Generator]:
     }
 
 
+def data_source(spec: Spec) -> tuple[DataSource, Caller]:
+    """A new instance of the spec's data source, and the :class:`Caller` to call it through."""
+    if spec.data is None:
+        raise SpecError("the spec has no `data:` section; training needs one", spec.where())
+    caller = Caller(f"data source {spec.data.source!r}", spec.where(("data",)), spec.data.package)
+    return spec.data.make(caller), caller
+
+
 def load_data(spec: Spec, rng: np.random.Generator) -> dict[str, Array]:
     """The spec's data set, checked against its inputs and cast to its dtype."""
     where = spec.where(("data",))
-    if spec.data is None:
-        raise SpecError("the spec has no `data:` section; training needs one", spec.where())
-    caller = Caller(f"data source {spec.data.source!r}", where, spec.data.package)
-    source = spec.data.make(caller)
+    source, caller = data_source(spec)
     arrays = caller.call("load", source.load, spec.base_dir, rng)
     if not isinstance(arrays, Mapping):
         raise caller.wrong("load", f"returned {type(arrays).__name__}, not a dict of arrays")

@@ -15,7 +15,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from graphnet.errors import DataError
+from graphnet.errors import DataError, suggest
 
 
 def read_npz(path: str | Path, what: str) -> dict[str, np.ndarray]:
@@ -46,6 +46,49 @@ def read_npz(path: str | Path, what: str) -> dict[str, np.ndarray]:
         ) from None
     except (OSError, zipfile.BadZipFile, EOFError, zlib.error) as error:
         raise DataError(f"not a readable NPZ file ({error})", str(path)) from None
+
+
+def read_npz_inputs(
+    path: str | Path, shapes: Mapping[str, tuple[int, ...]], keys: Mapping[str, str] | None = None
+) -> dict[str, np.ndarray]:
+    """Arrays of per-sample ``shapes`` from an NPZ file, keyed by input name: each input's array
+    is the one keyed ``keys[input]`` (default: the input's name). They must be real, finite
+    numbers with one number of samples; errors name the file and the array."""
+    arrays = read_npz(path, "input file")
+    out: dict[str, np.ndarray] = {}
+    first: tuple[str, int] | None = None
+    for name, shape in shapes.items():
+        key = (keys or {}).get(name, name)
+        if key not in arrays:
+            raise DataError(
+                f"no array {key!r} for input {name!r}{suggest(key, arrays)}; "
+                f"the file holds: {', '.join(arrays) or 'nothing'}",
+                str(path),
+            )
+        array = arrays[key]
+        if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
+            raise DataError(f"array {key!r}: {array.dtype}, not real numbers", str(path))
+        if array.shape[1:] != tuple(shape):
+            raise DataError(
+                f"array {key!r} has shape {list(array.shape)}; input {name!r} needs "
+                f"[samples, {', '.join(map(str, shape))}]",
+                str(path),
+            )
+        bad = np.argwhere(~np.isfinite(array))
+        if bad.size:
+            raise DataError(
+                f"array {key!r}: sample {int(bad[0][0])} holds {array[tuple(bad[0])].item()!r}; "
+                "inputs must be finite numbers",
+                str(path),
+            )
+        if first is not None and len(array) != first[1]:
+            raise DataError(
+                f"array {key!r} has {len(array)} samples, array {first[0]!r} has {first[1]}",
+                str(path),
+            )
+        first = first or (key, len(array))
+        out[name] = array
+    return out
 
 
 def npz_writer(arrays: Mapping[str, np.ndarray]) -> Callable[[BinaryIO], None]:

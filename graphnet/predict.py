@@ -1,10 +1,10 @@
 """``graphnet predict``: a trained network's outputs for the inputs held in a CSV or NPZ file.
 
-Only the inputs that the outputs depend on are read (targets are not needed). A CSV file gives
-each input the columns of the spec's ``csv`` data source when it has one, or else the columns
-``<input>_0``, ``<input>_1``, … (``<input>`` alone for a one-element input), flattened in C
-order; an NPZ file gives each input the array of its name (or of the spec's ``npz`` source's
-``arrays`` mapping). Predictions are written as CSV (header ``<output>_<i>``, one row per input
+Only the inputs that the outputs depend on are read (targets are not needed). The spec's data
+source reads the file first, in its own layout, if it can (``DataSource.read_inputs``: the
+``csv`` source's column mapping, the ``npz`` source's array keys); otherwise a CSV file gives
+each input the columns ``<input>_0``, ``<input>_1``, … (``<input>`` alone for a one-element
+input), flattened in C order, and an NPZ file the array of its name. Predictions are written as CSV (header ``<output>_<i>``, one row per input
 row, floats in full precision) or as NPZ keyed by output name.
 """
 
@@ -15,17 +15,18 @@ import io
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from graphnet.base import Array, Shape
-from graphnet.csvfile import Table, read_table
-from graphnet.errors import DataError, suggest
+from graphnet.csvfile import column_names, read_csv_inputs
+from graphnet.dataset import data_source
+from graphnet.errors import DataError
 from graphnet.files import write_output
 from graphnet.graph import ancestors
 from graphnet.network import Network
-from graphnet.npzfile import npz_bytes, read_npz
+from graphnet.npzfile import npz_bytes, read_npz_inputs
+from graphnet.spec import Spec
 
 FORMATS = {".csv": "csv", ".npz": "npz"}
 
@@ -34,11 +35,6 @@ def needed_inputs(network: Network) -> list[str]:
     """The graph inputs that the network's outputs depend on, in the spec's order."""
     needed = ancestors(network.graph, network.graph.outputs)
     return [name for name in network.graph.inputs if name in needed]
-
-
-def column_names(name: str, shape: Shape) -> list[str]:
-    """``<name>_0``, ``<name>_1``, … for every element of a per-sample ``shape``."""
-    return [f"{name}_{i}" for i in range(math.prod(shape))]
 
 
 def output_format(path: Path | None) -> str:
@@ -55,127 +51,36 @@ def output_format(path: Path | None) -> str:
     return fmt
 
 
-def _source_option(network: Network, source: str, option: str) -> Any:
-    """An option of the spec's data source if it is ``source``, else None."""
-    data = network.graph.spec.data
-    if data is None or data.source != source:
-        return None
-    return getattr(data.options_model, option, None)
-
-
 # -- reading -------------------------------------------------------------------------------------
 
 
 def read_inputs(network: Network, path: Path) -> dict[str, Array]:
-    """The inputs the outputs need, from a CSV or NPZ file, checked against the spec's shapes."""
+    """The inputs the outputs need from a CSV or NPZ file: read by the spec's data source when
+    it reads the file (``DataSource.read_inputs``), else by input name."""
+    shapes = {name: network.graph.inputs[name] for name in needed_inputs(network)}
+    arrays = _read_by_source(network.graph.spec, path, shapes)
+    if arrays is not None:
+        return arrays
     if path.suffix.lower() == ".npz":
-        return _read_npz(network, path)
-    return _read_csv(network, path)
+        return read_npz_inputs(path, shapes)
+    return read_csv_inputs(path, shapes)
 
 
-def _csv_columns(network: Network, table: Table, name: str) -> tuple[list[str], str, bool]:
-    """The columns holding input ``name``, how to describe them in a message, and whether they
-    are named ``<input>_<i>``."""
-    shape = network.graph.inputs[name]
-    size = math.prod(shape)
-    mapping = _source_option(network, "csv", "columns")
-    if mapping is not None and name in mapping:
-        columns = list(mapping[name])
-        where = network.graph.spec.where(("data", "columns", name))
-        if len(columns) != size:
-            raise DataError(
-                f"input {name!r} has shape {list(shape)} ({size} values), but the spec's csv "
-                f"source maps it to {len(columns)} column(s): {', '.join(columns)}",
-                where,
-            )
-        return columns, f"input {name!r} (data.columns.{name} of the run's spec)", False
-    columns = column_names(name, shape)
-    described = f"input {name!r} of shape {list(shape)} (columns {', '.join(columns)})"
-    if size == 1 and table.has(name):
-        if table.has(columns[0]):
-            raise DataError(
-                f"both {name!r} and {columns[0]!r} could be {described}; keep one",
-                f"{table.path}:1",
-            )
-        return [name], f"input {name!r}", False
-    return columns, described, True
-
-
-def _check_width(table: Table, name: str, columns: list[str], described: str) -> None:
-    """Refuse ``<name>_<k>`` columns beyond the input's size: the file is for another shape."""
-    prefix = f"{name}_"
-    extra = [
-        c
-        for c in table.header
-        if c.startswith(prefix) and c[len(prefix) :].isdigit() and c not in columns
-    ]
-    if extra:
-        raise DataError(
-            f"{described} takes {len(columns)} column(s), but the header also has "
-            f"{', '.join(extra)}",
-            f"{table.path}:1",
-        )
-
-
-def _read_csv(network: Network, path: Path) -> dict[str, Array]:
-    delimiter = _source_option(network, "csv", "delimiter") or ","
-    table = read_table(path, delimiter)
-    out: dict[str, Array] = {}
-    for name in needed_inputs(network):
-        columns, described, by_convention = _csv_columns(network, table, name)
-        values = table.columns(columns, described)
-        if by_convention:
-            _check_width(table, name, columns, described)
-        bad = np.argwhere(~np.isfinite(values))
-        if bad.size:
-            row, column = (int(i) for i in bad[0])
-            raise DataError(
-                f"column {columns[column]!r}: {table.rows[row][table.header.index(columns[column])]!r}"
-                " is not a finite number",
-                f"{path}:{table.lines[row]}",
-            )
-        out[name] = values.reshape(len(values), *network.graph.inputs[name])
-    return out
-
-
-def _read_npz(network: Network, path: Path) -> dict[str, Array]:
-    arrays = read_npz(path, "input file")
-    mapping = _source_option(network, "npz", "arrays") or {}
-    out: dict[str, Array] = {}
-    first: tuple[str, int] | None = None
-    for name in needed_inputs(network):
-        key = mapping.get(name, name)
-        if key not in arrays:
-            raise DataError(
-                f"no array {key!r} for input {name!r}{suggest(key, arrays)}; "
-                f"the file holds: {', '.join(arrays) or 'nothing'}",
-                str(path),
-            )
-        array = arrays[key]
-        shape = network.graph.inputs[name]
-        if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
-            raise DataError(f"array {key!r}: {array.dtype}, not real numbers", str(path))
-        if array.shape[1:] != shape:
-            raise DataError(
-                f"array {key!r} has shape {list(array.shape)}; input {name!r} needs "
-                f"[samples, {', '.join(map(str, shape))}]",
-                str(path),
-            )
-        bad = np.argwhere(~np.isfinite(array))
-        if bad.size:
-            raise DataError(
-                f"array {key!r}: sample {int(bad[0][0])} holds {array[tuple(bad[0])].item()!r}; "
-                "inputs must be finite numbers",
-                str(path),
-            )
-        if first is not None and len(array) != first[1]:
-            raise DataError(
-                f"array {key!r} has {len(array)} samples, array {first[0]!r} has {first[1]}",
-                str(path),
-            )
-        first = first or (key, len(array))
-        out[name] = array
-    return out
+def _read_by_source(spec: Spec, path: Path, shapes: dict[str, Shape]) -> dict[str, Array] | None:
+    """The inputs as the spec's data source reads ``path`` in its own layout, or None when it
+    does not read such a file (or the spec has no data source)."""
+    if spec.data is None:
+        return None
+    source, caller = data_source(spec)
+    arrays = caller.call("read_inputs", source.read_inputs, path, dict(shapes))
+    if arrays is None:
+        return None
+    if not isinstance(arrays, Mapping):
+        raise caller.wrong("read_inputs", f"returned {type(arrays).__name__}, not a dict of arrays")
+    missing = [name for name in shapes if name not in arrays]
+    if missing:
+        raise caller.wrong("read_inputs", f"returned no array for input {', '.join(missing)}")
+    return {name: arrays[name] for name in shapes}
 
 
 # -- writing -------------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -9,10 +11,10 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 import graphnet
-from graphnet.base import Array
-from graphnet.csvfile import read_table
+from graphnet.base import Array, Shape
+from graphnet.csvfile import read_csv_inputs, read_table
 from graphnet.errors import suggest
-from graphnet.npzfile import read_npz
+from graphnet.npzfile import read_npz, read_npz_inputs
 
 
 class Synthetic(graphnet.DataSource):
@@ -91,6 +93,25 @@ class CSV(graphnet.DataSource):
             for name, wanted in self.options.columns.items()
         }
 
+    def read_inputs(self, path: Path, shapes: Mapping[str, Shape]) -> dict[str, Array] | None:
+        """A CSV file for ``predict``: each input from its columns of ``columns`` (others from
+        ``<input>_<i>``), split by ``delimiter``; an NPZ file is not read here."""
+        if path.suffix.lower() == ".npz":
+            return None
+        mapped: dict[str, tuple[list[str], str]] = {}
+        for name, shape in shapes.items():
+            columns = self.options.columns.get(name)
+            if columns is None:
+                continue
+            if len(columns) != math.prod(shape):
+                raise graphnet.DataError(
+                    f"input {name!r} has shape {list(shape)} ({math.prod(shape)} values), but "
+                    f"the spec's csv source maps it to {len(columns)} column(s): "
+                    f"{', '.join(columns)}"
+                )
+            mapped[name] = (columns, f"input {name!r} (data.columns.{name} of the run's spec)")
+        return read_csv_inputs(path, shapes, self.options.delimiter, mapped)
+
 
 class NPZ(graphnet.DataSource):
     """Arrays from a NumPy .npz file, loaded without pickle."""
@@ -119,6 +140,13 @@ class NPZ(graphnet.DataSource):
             out.keys_of[name] = key
             out[name] = arrays[key]
         return out
+
+    def read_inputs(self, path: Path, shapes: Mapping[str, Shape]) -> dict[str, Array] | None:
+        """An NPZ file for ``predict``: each input from its key of ``arrays`` (default: its
+        name); any other file is not read here."""
+        if path.suffix.lower() != ".npz":
+            return None
+        return read_npz_inputs(path, shapes, self.options.arrays)
 
 
 class _FiniteArrays(dict[str, Array]):

@@ -81,23 +81,48 @@ def test_the_plugin_guide_examples_work_as_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Each example of the guide, saved as a file, loads with --plugin and trains the guide's
-    spec (the schedule, which a spec does not name yet, is checked on its own below)."""
+    specs (the engine hints' examples too); the trained run predicts from the data source's own
+    input files. (The schedule, which a spec does not name yet, is checked on its own below.)"""
     guide = section("Writing a plugin")
     files = [p for p in _guide_plugins(tmp_path) if p.stem != "halve_on_rise"]
-    assert len(files) == 6
-    (spec_text,) = [b for b in blocks(guide, "yaml") if "source: sine" in b]
-    (tmp_path / "sine.yaml").write_text(spec_text, encoding="utf-8")
-    (command,) = [b for b in blocks(guide, "bash") if b.startswith("graphnet run sine.yaml")]
-    for path in files:  # the command names every file the guide defines
-        assert f"--plugin {path.name}" in command
+    assert len(files) == 8
+    for spec_text in blocks(guide, "yaml"):  # each spec's first line names its file
+        first = re.match(r"# (\w+\.yaml)\n", spec_text)
+        assert first, spec_text
+        (tmp_path / first.group(1)).write_text(spec_text, encoding="utf-8")
+    commands = [b.strip() for b in blocks(guide, "bash")]
+    runs = [c for c in commands if c.startswith("graphnet run ")]
+    assert [c.split()[2] for c in runs] == ["sine.yaml", "hints.yaml"]
+    for path in files:  # the commands name every file the guide defines
+        assert any(f"--plugin {path.name}" in command for command in runs), path.name
     monkeypatch.chdir(tmp_path)
-    args = [*command.split()[1:], "--out", "run", "--set", "train.epochs=3"]
-    result = CliRunner().invoke(cli, args)
-    assert result.exit_code == 0, result.output
-    metrics = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
+    runner = CliRunner()
+    for command in runs:
+        result = runner.invoke(cli, [*command.split()[1:], "--set", "train.epochs=3"])
+        assert result.exit_code == 0, result.output
+    metrics = (tmp_path / "runs" / "sine" / "metrics.csv").read_text().splitlines()
     assert metrics[0] == "epoch,loss,within_tenth,max_error,seconds" and len(metrics) == 4
-    weights = np.load(tmp_path / "run" / "weights.npz")
-    assert weights["scaled/a"].shape == (1,)
+    with np.load(tmp_path / "runs" / "sine" / "weights.npz") as weights:
+        assert weights["scaled/a"].shape == (1,)
+
+    # the hints change no bit: the same spec trained with the optimizer that iterates the dict
+    plain = "--plugin signsgd.py --set train.optimizer.type=signsgd --set train.epochs=3"
+    result = runner.invoke(cli, [*runs[1].split()[1:], *plain.split(), "--out", "plain"])
+    assert result.exit_code == 0, result.output
+    with (
+        np.load(tmp_path / "runs" / "hints" / "weights.npz") as with_hints,
+        np.load(tmp_path / "plain" / "weights.npz") as without,
+    ):
+        assert with_hints["weighed/w"].shape == (1,)
+        for key in with_hints.files:
+            assert with_hints[key].tobytes() == without[key].tobytes(), key
+
+    (predict,) = [c for c in commands if c.startswith("graphnet predict ")]
+    (tmp_path / "xs.txt").write_text("0.5\n-1.0\n2.0\n", encoding="utf-8")
+    result = runner.invoke(cli, predict.split()[1:])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "scaled_0" and len(lines) == 4
 
 
 def test_the_guides_schedule_example_works_as_written(

@@ -53,31 +53,31 @@ def test_graphnet_and_the_plugin_are_installed_not_linked(with_example: Installe
 def test_plugins_lists_the_layer_and_loss_with_their_package(
     with_example: InstalledGraphnet,
 ) -> None:
-    """`graphnet plugins` shows `scale` and `pseudo_huber` as coming from the graphnet-scale
-    package."""
+    """`graphnet plugins` shows `gain` and `log_cosh` as coming from the graphnet-scale package."""
     result = with_example.run("graphnet", "plugins")
     assert result.returncode == 0, result.stderr
     rows = _rows(result.stdout)
     assert rows[0][:3] == ["kind", "type", "package"]
     packages = {(row[0], row[1]): row[2] for row in rows[1:]}
-    assert packages[("layer", "scale")] == "graphnet-scale"
-    assert packages[("loss", "pseudo_huber")] == "graphnet-scale"
-    assert packages[("loss", "huber")] == "graphnet"  # a built-in of the same family
+    assert packages[("layer", "gain")] == "graphnet-scale"
+    assert packages[("loss", "log_cosh")] == "graphnet-scale"
     assert packages[("layer", "dense")] == "graphnet"  # the built-ins are still there
 
 
 def test_run_trains_the_example_spec(with_example: InstalledGraphnet, tmp_path: Path) -> None:
-    """`graphnet run` on the example's spec exits 0 and saves the scale node's learnt `a`."""
+    """`graphnet run` on the example's spec exits 0 and saves each gain node's learnt `a`."""
     out = tmp_path / "run"
     result = with_example.run(
         "graphnet", "run", SPEC, "--set", "train.epochs=5", "--out", out, cwd=tmp_path
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "done: epoch 5" in result.stdout
-    (node,) = [n["name"] for n in yaml.safe_load(SPEC.read_text())["nodes"] if n["type"] == "scale"]
+    nodes = [n["name"] for n in yaml.safe_load(SPEC.read_text())["nodes"] if n["type"] == "gain"]
+    assert nodes
     with np.load(out / "weights.npz") as weights:
-        assert weights[f"{node}/a"].shape == (1,)
-        assert np.isfinite(weights[f"{node}/a"]).all()
+        for node in nodes:
+            assert weights[f"{node}/a"].shape == (1,)
+            assert np.isfinite(weights[f"{node}/a"]).all()
     assert len((out / "metrics.csv").read_text().splitlines()) == 1 + 5  # header, five epochs
 
 

@@ -308,3 +308,42 @@ def test_predict_runs_as_a_real_process(runs, x, tmp_path):
     assert process.returncode == 0, process.stderr
     expected = graphnet.load_run(runs / "multi").predict({"x": x})
     assert np.array_equal(read_csv(process.stdout)[1][:, :2], expected["out"].reshape(5, 2))
+
+
+class BrokenReader(graphnet.DataSource):
+    """A data source whose `read_inputs` returns a list instead of a dict of arrays."""
+
+    type = "test_broken_reader"
+
+    def load(self, base_dir, rng):
+        return {"a": np.zeros((4, 1)), "b": np.zeros((4, 1)), "y": np.zeros((4, 1))}
+
+    def read_inputs(self, path, shapes):
+        return [np.zeros((2, 1))]
+
+
+class BrokenReaderPlugin:
+    @graphnet.hookimpl
+    def graphnet_data_sources(self):
+        return [BrokenReader]
+
+
+def test_a_sources_reader_that_breaks_its_contract_is_named(tmp_path):
+    """A data source's `read_inputs` returning what is not a dict fails naming the source and
+    the method (exit 1)."""
+    from graphnet.registry import get_registry
+
+    registry = get_registry()
+    registry.register(BrokenReaderPlugin(), "test-broken-reader")
+    try:
+        spec = tmp_path / "spec.yaml"
+        spec.write_text(
+            SMALL.replace("{source: npz, path: small.npz}", "{source: test_broken_reader}")
+        )
+        graphnet.train(graphnet.load_spec(spec), tmp_path / "run")
+        (tmp_path / "in.csv").write_text("a,b\n1,2\n", encoding="utf-8")
+        result = invoke("predict", tmp_path / "run", "--input", tmp_path / "in.csv")
+    finally:
+        registry.unregister("test-broken-reader")
+    assert result.exit_code == 1
+    assert "data source 'test_broken_reader': read_inputs returned list" in result.output

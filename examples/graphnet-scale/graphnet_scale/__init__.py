@@ -1,4 +1,4 @@
-"""An example graphnet plugin: a learnable ``scale`` layer and a ``pseudo_huber`` loss.
+"""An example graphnet plugin: a learnable ``gain`` layer and a ``log_cosh`` loss.
 
 It is written exactly as any third-party plugin would be: classes that subclass
 ``graphnet.Layer`` and ``graphnet.Loss``, hook implementations that return them, and one
@@ -8,6 +8,7 @@ this module.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -17,18 +18,18 @@ from pydantic import BaseModel, ConfigDict, Field
 import graphnet
 from graphnet.base import Array, Shape
 
-__all__ = ["PseudoHuber", "Scale", "graphnet_layers", "graphnet_losses"]
+__all__ = ["Gain", "LogCosh", "graphnet_layers", "graphnet_losses"]
 
 
-class Scale(graphnet.Layer):
-    """y = a·x with one learnable scalar a."""
+class Gain(graphnet.Layer):
+    """y = a·x with one learnable scalar gain a."""
 
-    type = "scale"  # the spec's `type:`
+    type = "gain"  # the spec's `type:`
     arity = 1  # inputs it takes
 
     class Options(BaseModel):
         model_config = ConfigDict(extra="forbid")
-        start: float = Field(1.0, description="The initial value of the scalar a.")
+        start: float = Field(1.0, description="The initial value of the gain a.")
 
     def output_shape(self, input_shapes: Sequence[Shape]) -> Shape:
         return input_shapes[0]
@@ -46,26 +47,19 @@ class Scale(graphnet.Layer):
 
     def backward(
         self, params: Mapping[str, Array], cache: Any, grad: Array
-    ) -> tuple[list[Array], dict[str, Array]]:
+    ) -> tuple[list[Array | None], dict[str, Array]]:
         X, dY = cache, grad
-        return [params["a"] * dY], {"a": np.sum(dY * X, keepdims=True).reshape(1)}
+        # An engine hint (optional): False when nothing needs the gradient of x, as when x is a
+        # graph input; then skip computing it. None means no hint was given: compute it.
+        needed = self.input_grads_needed
+        dX = params["a"] * dY if needed is None or needed[0] else None
+        return [dX], {"a": np.sum(dY * X, keepdims=True).reshape(1)}
 
 
-class PseudoHuber(graphnet.Loss):
-    """Pseudo-Huber loss, mean over all elements: delta²·(√(1 + (r/delta)²) - 1).
+class LogCosh(graphnet.Loss):
+    """Log-cosh loss, mean over all elements: log(cosh(prediction - target))."""
 
-    A smooth Huber loss: about ½r² for |r| much below delta, about delta·|r| far beyond it.
-    """
-
-    type = "pseudo_huber"
-
-    class Options(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        delta: float = Field(
-            1.0,
-            gt=0,
-            description="Where the loss turns from quadratic to linear in |prediction - target|.",
-        )
+    type = "log_cosh"
 
     def check_shapes(self, input_shapes: Sequence[Shape]) -> None:
         prediction, target = input_shapes
@@ -76,23 +70,24 @@ class PseudoHuber(graphnet.Loss):
 
     def forward(self, inputs: Sequence[Array]) -> tuple[Any, Any]:
         prediction, target = inputs
-        delta = self.options.delta
         R = prediction - target
-        S = np.sqrt(1 + (R / delta) ** 2)
-        L = delta**2 * (S - 1)
-        return L.mean(), (R, S)
+        A = np.abs(R)
+        # log(cosh r) = |r| + log(1 + e^(-2|r|)) - log 2, which never overflows; log 2 is a
+        # Python float so that a float32 batch stays float32
+        L = A + np.log1p(np.exp(-2 * A)) - math.log(2)
+        return L.mean(), R
 
     def backward(self, cache: Any) -> list[Array | None]:
-        R, S = cache
-        dP = R / S / R.size  # d mean / d prediction
+        R = cache
+        dP = np.tanh(R) / R.size  # d mean / d prediction
         return [dP, -dP]  # the target's gradient is the opposite of the prediction's
 
 
 @graphnet.hookimpl
 def graphnet_layers() -> list[type[graphnet.Layer]]:
-    return [Scale]
+    return [Gain]
 
 
 @graphnet.hookimpl
 def graphnet_losses() -> list[type[graphnet.Loss]]:
-    return [PseudoHuber]
+    return [LogCosh]

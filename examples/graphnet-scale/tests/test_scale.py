@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import graphnet_scale
 import numpy as np
 import pydantic
 import pytest
-from graphnet_scale import PseudoHuber, Scale
+from graphnet_scale import Gain, LogCosh
 
 import graphnet
 from graphnet.registry import Registry
@@ -20,75 +21,81 @@ SPEC = Path(__file__).resolve().parents[1] / "specs" / "scaled.yaml"
 
 @pytest.mark.parametrize("start", [1.0, -2.5])
 @pytest.mark.parametrize("shape", [(), (3,), (2, 4)])
-def test_scale_passes_check_layer(shape, start):
+def test_gain_passes_check_layer(shape, start):
     """Shapes, gradients of x and a against finite differences, float32 kept, inputs untouched."""
-    worst = check_layer(Scale, {"start": start}, [shape])
+    worst = check_layer(Gain, {"start": start}, [shape])
     assert worst < 1e-6
 
 
-def test_scale_multiplies_by_a():
+def test_gain_multiplies_by_a():
     """The output is a·x, and a starts at the `start` option."""
-    layer = Scale({"start": 3.0})
+    layer = Gain({"start": 3.0})
     params = layer.init_params([(2,)], np.random.default_rng(0))
     assert params["a"].tolist() == [3.0]
     y, _ = layer.forward(params, [np.array([[1.0, -2.0]])], training=True)
     assert y.tolist() == [[3.0, -6.0]]
 
 
-@pytest.mark.parametrize("delta", [0.3, 1.0, 5.0])
+def test_gain_skips_the_input_gradient_nobody_needs():
+    """With the engine's hint `input_grads_needed = (False,)` the input's gradient is None and
+    the gradient of a is the same bits as without the hint."""
+    layer = Gain({"start": 2.0})
+    params = {"a": np.array([2.0])}
+    x, grad = np.array([[1.0, -2.0], [0.5, 3.0]]), np.array([[0.1, 0.2], [-0.3, 0.4]])
+    _, cache = layer.forward(params, [x], training=True)
+    (dx,), full = layer.backward(params, cache, grad)
+    assert dx is not None
+    layer.input_grads_needed = (False,)
+    (skipped,), hinted = layer.backward(params, cache, grad)
+    assert skipped is None
+    assert hinted["a"].tobytes() == full["a"].tobytes()
+
+
 @pytest.mark.parametrize("shape", [(1,), (4,), (2, 3)])
-def test_pseudo_huber_passes_check_loss(shape, delta):
+def test_log_cosh_passes_check_loss(shape):
     """Gradients of prediction and target against finite differences, float32 kept."""
-    worst = check_loss(PseudoHuber, {"delta": delta}, [shape, shape], batch=5)
+    worst = check_loss(LogCosh, {}, [shape, shape], batch=5)
     assert worst < 1e-6
 
 
-def test_pseudo_huber_matches_its_formula():
-    """delta²·(√(1 + (r/delta)²) - 1), averaged over every element."""
+def test_log_cosh_matches_its_formula_and_stays_finite_far_out():
+    """mean(log(cosh(prediction - target))), and |r| - log 2 where cosh overflows."""
     prediction = np.array([[0.5], [-0.2], [3.0], [-4.0]])
     target = np.zeros((4, 1))
-    expected = np.mean(4.0 * (np.sqrt(1 + (prediction / 2.0) ** 2) - 1))
-    value, _ = PseudoHuber({"delta": 2.0}).forward([prediction, target])
-    assert value == pytest.approx(expected, rel=1e-12)
-    check_loss(PseudoHuber, {"delta": 2.0}, [(1,), (1,)], inputs=[prediction, target])
+    value, _ = LogCosh().forward([prediction, target])
+    assert value == pytest.approx(np.mean(np.log(np.cosh(prediction))), rel=1e-12)
+    check_loss(LogCosh, {}, [(1,), (1,)], inputs=[prediction, target])
+    far = np.array([[1000.0], [-2000.0]])
+    value, _ = LogCosh().forward([far, np.zeros((2, 1))])
+    assert value == pytest.approx(1500.0 - math.log(2), rel=1e-12)
 
 
-def test_pseudo_huber_is_quadratic_near_zero_and_linear_far_out():
-    """About ½r² for |r| much below delta, about delta·(|r| - delta) far beyond it."""
-    loss = PseudoHuber({"delta": 1.0})
-    small, _ = loss.forward([np.array([[1e-3]]), np.zeros((1, 1))])
-    large, _ = loss.forward([np.array([[1e4]]), np.zeros((1, 1))])
-    assert small == pytest.approx(0.5e-6, rel=1e-5)
-    assert large == pytest.approx(1e4 - 1.0, rel=1e-6)
-
-
-class WrongScale(Scale):
-    """Scale whose gradient of a forgets the incoming gradient: a bug check_layer must catch."""
+class WrongGain(Gain):
+    """Gain whose gradient of a forgets the incoming gradient: a bug check_layer must catch."""
 
     def backward(self, params, cache, grad):
         X = cache
         return [params["a"] * grad], {"a": np.sum(X, keepdims=True).reshape(1)}
 
 
-class WrongScaleInput(Scale):
-    """Scale whose gradient of x forgets to multiply by a."""
+class WrongGainInput(Gain):
+    """Gain whose gradient of x forgets to multiply by a."""
 
     def backward(self, params, cache, grad):
         X = cache
         return [grad.copy()], {"a": np.sum(grad * X, keepdims=True).reshape(1)}
 
 
-class SummedPseudoHuber(PseudoHuber):
-    """PseudoHuber whose gradient is of the sum, not the mean: off by the number of elements."""
+class SummedLogCosh(LogCosh):
+    """LogCosh whose gradient is of the sum, not the mean: off by the number of elements."""
 
     def backward(self, cache):
-        R, S = cache
-        dP = R / S
+        dP = np.tanh(cache)
         return [dP, -dP]
 
 
-class WrongTargetPseudoHuber(PseudoHuber):
-    """PseudoHuber whose target gradient has the wrong sign."""
+class WrongTargetLogCosh(LogCosh):
+    """LogCosh whose target gradient has the wrong sign."""
 
     def backward(self, cache):
         d_prediction, _ = super().backward(cache)
@@ -97,7 +104,7 @@ class WrongTargetPseudoHuber(PseudoHuber):
 
 @pytest.mark.parametrize(
     ("layer_class", "message"),
-    [(WrongScale, "scale parameter 'a'"), (WrongScaleInput, "scale input 0")],
+    [(WrongGain, "gain parameter 'a'"), (WrongGainInput, "gain input 0")],
 )
 def test_check_layer_catches_a_wrong_gradient(layer_class, message):
     """A wrong backward fails check_layer, naming what is wrong."""
@@ -107,10 +114,7 @@ def test_check_layer_catches_a_wrong_gradient(layer_class, message):
 
 @pytest.mark.parametrize(
     ("loss_class", "message"),
-    [
-        (SummedPseudoHuber, "pseudo_huber input 0"),
-        (WrongTargetPseudoHuber, "pseudo_huber input 1"),
-    ],
+    [(SummedLogCosh, "log_cosh input 0"), (WrongTargetLogCosh, "log_cosh input 1")],
 )
 def test_check_loss_catches_a_wrong_gradient(loss_class, message):
     """A wrong backward fails check_loss, naming the input whose gradient is wrong."""
@@ -121,10 +125,9 @@ def test_check_loss_catches_a_wrong_gradient(loss_class, message):
 @pytest.mark.parametrize(
     ("plugin_class", "options"),
     [
-        (Scale, {"sart": 2.0}),  # a misspelt option
-        (Scale, {"start": "big"}),
-        (PseudoHuber, {"delta": 0.0}),  # delta must be positive
-        (PseudoHuber, {"delta": 1.0, "reduction": "sum"}),
+        (Gain, {"sart": 2.0}),  # a misspelt option
+        (Gain, {"start": "big"}),
+        (LogCosh, {"delta": 1.0}),  # log_cosh takes no options
     ],
 )
 def test_bad_options_are_refused(plugin_class, options):
@@ -135,18 +138,18 @@ def test_bad_options_are_refused(plugin_class, options):
 
 def test_every_option_is_described():
     """`graphnet schema` and `graphnet plugins` can show a description of every option."""
-    for plugin_class in (Scale, PseudoHuber):
+    for plugin_class in (Gain, LogCosh):
         for name, field in plugin_class.Options.model_fields.items():
             assert field.description, f"{plugin_class.type}.{name} has no description"
 
 
 def test_hooks_register_the_layer_and_the_loss():
-    """The module's hook implementations give graphnet `scale` and `pseudo_huber`."""
+    """The module's hook implementations give graphnet `gain` and `log_cosh`."""
     registry = Registry()
     registry.register(graphnet_scale, "graphnet-scale")
-    assert registry.get("layer", "scale") is Scale
-    assert registry.get("loss", "Pseudo_Huber") is PseudoHuber  # types are case-insensitive
-    assert registry.entries("layer")["scale"].package == "graphnet-scale"
+    assert registry.get("layer", "gain") is Gain
+    assert registry.get("loss", "Log_Cosh") is LogCosh  # types are case-insensitive
+    assert registry.entries("layer")["gain"].package == "graphnet-scale"
 
 
 def _plugins() -> tuple[str, ...]:
@@ -156,11 +159,11 @@ def _plugins() -> tuple[str, ...]:
 
 
 def test_the_example_spec_trains(tmp_path):
-    """specs/scaled.yaml validates and trains; the run folder has the learnt scalar a."""
+    """specs/scaled.yaml validates and trains; the run folder has the learnt gain a."""
     spec = graphnet.load_spec(SPEC, overrides={"train.epochs": 5}, plugins=_plugins())
     history = graphnet.train(spec, out_dir=tmp_path / "run")
     assert [record["epoch"] for record in history] == [1, 2, 3, 4, 5]
     assert history[-1]["loss"] < history[0]["loss"]
     with np.load(tmp_path / "run" / "weights.npz") as weights:
-        assert weights["scaled/a"].shape == (1,)
-        assert weights["scaled/a"][0] != 10.0  # it started at 10 and was trained
+        assert weights["gained/a"].shape == (1,)
+        assert weights["gained/a"][0] != 10.0  # it started at 10 and was trained
