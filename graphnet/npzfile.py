@@ -7,19 +7,70 @@ Every NPZ graphnet reads (weights, checkpoints, data, inputs to predict) goes th
 from __future__ import annotations
 
 import io
+import math
+import os
 import zipfile
 import zlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from graphnet.errors import DataError, suggest
 
+Expect = Callable[[str, tuple[int, ...], np.dtype[Any]], None]
 
-def read_npz(path: str | Path, what: str) -> dict[str, np.ndarray]:
-    """Every array of an NPZ file, loaded without pickle; errors name the file."""
+
+def available_memory() -> int:
+    """Bytes this machine can still give (MemAvailable); a generous guess where unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 34
+
+
+def members(
+    archive: zipfile.ZipFile, path: str | Path
+) -> dict[str, tuple[tuple[int, ...], np.dtype[Any]]]:
+    """Every array's key, shape and dtype, read from the ``.npy`` headers alone: nothing is
+    decompressed beyond a header, so a compressed bomb is seen before it goes off."""
+    out: dict[str, tuple[tuple[int, ...], np.dtype[Any]]] = {}
+    for info in archive.infolist():
+        key = info.filename[: -len(".npy")] if info.filename.endswith(".npy") else info.filename
+        with archive.open(info) as member:
+            version = np.lib.format.read_magic(member)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+            else:
+                shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+        if dtype.hasobject:  # object arrays need pickle, which could run code
+            raise DataError(
+                f"array {key!r} holds Python objects and cannot be read without pickle; save "
+                "plain numeric arrays",
+                str(path),
+            )
+        out[key] = (tuple(int(d) for d in shape), dtype)
+    return out
+
+
+def read_npz(
+    path: str | Path, what: str, expect: Expect | None = None, max_bytes: int | None = None
+) -> dict[str, np.ndarray]:
+    """Every array of an NPZ file, loaded without pickle; errors name the file.
+
+    Each member's header is read first: ``expect(key, shape, dtype)`` may refuse one (raising a
+    ``DataError``), and arrays whose sizes add up to more than ``max_bytes`` (default: the
+    memory this machine has available) are refused, all before anything is decompressed.
+    """
+    limit = available_memory() if max_bytes is None else max_bytes
     try:
         with open(path, "rb") as file:
             magic = file.read(6)
@@ -32,12 +83,27 @@ def read_npz(path: str | Path, what: str) -> dict[str, np.ndarray]:
                 f"not a readable NPZ file: it is not a ZIP archive (np.savez writes them); {what}s are .npz files",
                 str(path),
             )
+        with zipfile.ZipFile(path) as archive:
+            found = members(archive, path)
+        total = 0
+        for key, (shape, dtype) in found.items():
+            if expect is not None:
+                expect(key, shape, dtype)
+            total += math.prod(shape) * dtype.itemsize
+        if total > limit:
+            raise DataError(
+                f"its arrays would take {total / 2**30:.1f} GiB, more than the "
+                f"{limit / 2**30:.1f} GiB this machine has available; refused before reading",
+                str(path),
+            )
         with np.load(path, allow_pickle=False) as archive:
             return {key: archive[key] for key in archive.files}
     except FileNotFoundError:
         raise DataError(f"{what} not found", str(path)) from None
     except IsADirectoryError:
         raise DataError(f"is a folder, not a {what}", str(path)) from None
+    except PermissionError as error:
+        raise DataError(f"cannot be read: {error.strerror}", str(path)) from None
     except ValueError as error:
         if "pickle" not in str(error):
             raise DataError(f"not a readable NPZ file ({error})", str(path)) from None
@@ -46,6 +112,29 @@ def read_npz(path: str | Path, what: str) -> dict[str, np.ndarray]:
         ) from None
     except (OSError, zipfile.BadZipFile, EOFError, zlib.error) as error:
         raise DataError(f"not a readable NPZ file ({error})", str(path)) from None
+
+
+def expect_arrays(
+    arrays: Mapping[str, tuple[tuple[int, ...], np.dtype[Any]]], what: str, where: str
+) -> Expect:
+    """An ``expect`` for :func:`read_npz` allowing just these keys, each of its shape and of a
+    real number dtype (weights, checkpoints)."""
+
+    def expect(key: str, shape: tuple[int, ...], dtype: np.dtype[Any]) -> None:
+        if key not in arrays:
+            raise DataError(
+                f"unexpected array {key!r}{suggest(key, arrays)}; a {what} holds "
+                f"{', '.join(list(arrays)[:8])}{', ...' if len(arrays) > 8 else ''}",
+                where,
+            )
+        if shape != arrays[key][0]:
+            raise DataError(
+                f"{key}: shape {list(shape)}, the network needs {list(arrays[key][0])}", where
+            )
+        if dtype.kind not in "iuf":
+            raise DataError(f"{key}: {dtype} array, expected real numbers", where)
+
+    return expect
 
 
 def read_npz_inputs(

@@ -78,10 +78,15 @@ def checked_weights(
 ) -> dict[str, Array]:
     """The arrays of a weights file (or dict) that are to replace ``params``: the same keys,
     shapes and real, finite numbers, or a :class:`DataError` naming the file and key."""
-    from graphnet.npzfile import read_npz
+    from graphnet.npzfile import expect_arrays, read_npz
 
     where = str(weights) if isinstance(weights, str | Path) else "weights"
-    arrays = read_npz(weights, "weights file") if isinstance(weights, str | Path) else weights
+    if isinstance(weights, str | Path):
+        known = {k: (v.shape, v.dtype) for k, v in params.items()}
+        expect = expect_arrays(known, "weights file", where)
+        arrays: Mapping[str, Any] = read_npz(weights, "weights file", expect)
+    else:
+        arrays = weights
     missing = [k for k in params if k not in arrays]
     extra = [k for k in arrays if k not in params]
     if missing or extra:
@@ -105,5 +110,12 @@ def checked_weights(
             raise DataError(f"{key}: {array.dtype} array, expected real numbers", where)
         if not np.isfinite(array).all():
             raise DataError(f"{key}: holds NaN or Inf", where)
-        checked[key] = array
+        with np.errstate(over="ignore"):
+            cast = array.astype(target.dtype)
+        if not np.isfinite(cast).all():
+            value = array.flat[int(np.flatnonzero(~np.isfinite(cast.reshape(-1)))[0])]
+            raise DataError(
+                f"{key}: {float(value)!r} is too large for {target.dtype} (the spec's dtype)", where
+            )
+        checked[key] = cast
     return checked

@@ -8,10 +8,11 @@ each node's, loss's, optimizer's and data source's inline options against that p
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -180,7 +181,7 @@ class Spec(_Strict):
     inputs: Annotated[dict[Name, InputSpec], Field(min_length=1)]
     nodes: Annotated[list[NodeSpec], Field(min_length=1)]
     loss: Annotated[list[LossSpec], Field(min_length=1)]
-    outputs: list[str] | None = None
+    outputs: Annotated[list[str], Field(min_length=1)] | None = None
     train: TrainSpec = Field(default_factory=TrainSpec)
 
     _source: Source = PrivateAttr(default_factory=lambda: Source("<spec>"))
@@ -300,6 +301,7 @@ def default_name(stem: str) -> str:
 
 def validate(data: dict[str, Any], source: Source, registry: Registry) -> Spec:
     """Validate plain spec data: structure first, then every plugin's own options."""
+    _string_keys(data, (), source)
     try:
         spec = Spec.model_validate(data)
     except ValidationError as error:
@@ -320,4 +322,37 @@ def validate(data: dict[str, Any], source: Source, registry: Registry) -> Spec:
     for i, metric in enumerate(spec.train.metrics):
         cls = registry.get("metric", metric, source.where(("train", "metrics", i)))
         spec.train.metrics[i] = cls.type.lower()
+    for path, value in _numbers(spec.to_dict(), ()):
+        if not math.isfinite(value):
+            raise SpecError(f"{value} is not a finite number", source.where(path))
     return spec
+
+
+def _string_keys(value: Any, path: SpecPath, source: Source) -> None:
+    """Refuse a key YAML read as something else than a string (``true:``, ``1:``)."""
+    stack = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, dict):
+            for key, child in item.items():
+                if not isinstance(key, str):
+                    raise SpecError(
+                        f"the key {key!r} is read as {type(key).__name__}, not a string; "
+                        f"quote it: '{key}'",
+                        source.where(where, line_of=(*where, key)),
+                    )
+                stack.append((child, (*where, key)))
+        elif isinstance(item, list):
+            stack.extend((child, (*where, i)) for i, child in enumerate(item))
+
+
+def _numbers(value: Any, path: SpecPath) -> Iterator[tuple[SpecPath, float]]:
+    """Every float in resolved spec data, with its path."""
+    if isinstance(value, float):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _numbers(item, (*path, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _numbers(item, (*path, i))

@@ -31,7 +31,7 @@ class Source:
         ``line_of`` is a deeper path whose line is more precise than ``path``'s own.
         """
         text = format_path(path)
-        lookup = path if line_of is None else line_of
+        lookup = self._as_written(path if line_of is None else line_of)
         for end in range(len(lookup), -1, -1):
             if lookup[:end] in self.overrides:
                 return f"--set {self.overrides[lookup[:end]]}" + (f": {text}" if text else "")
@@ -43,6 +43,24 @@ class Source:
             if made:
                 return f"--set {made[0]}" + (f": {text}" if text else "")
         return self.file + (f": {text}" if text else "")
+
+
+    def _as_written(self, path: SpecPath) -> SpecPath:
+        """``path`` as the file (or a ``--set``) writes it: ``loss[0].weight`` is ``loss.weight``
+        where the spec gives its one loss as a mapping, not a list."""
+        written: list[str | int] = []
+        for part in path:
+            here = tuple(written)
+            if (
+                part == 0
+                and not isinstance(part, bool)
+                and (*here, 0) not in self.lines
+                and (here in self.lines or any(p[: len(here)] == here for p in self.overrides))
+                and not any(p[: len(here) + 1] == (*here, 0) for p in self.overrides)
+            ):
+                continue  # a one-item list the spec wrote as the item itself
+            written.append(part)
+        return tuple(written)
 
 
 def _reject_constant(name: str) -> Any:

@@ -37,7 +37,8 @@ def format_path(path: Iterable[str | int]) -> str:
     """``("nodes", 2, "inputs")`` -> ``nodes[2].inputs``."""
     text = ""
     for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        index = isinstance(part, int) and not isinstance(part, bool)  # a key `true:` is no index
+        text += f"[{part}]" if index else (f".{part}" if text else str(part))
     return text
 
 

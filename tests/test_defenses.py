@@ -25,7 +25,12 @@ SPEC = {
         {"name": "out", "type": "dense", "inputs": ["h"], "units": 1},
     ],
     "loss": {"type": "mse", "inputs": ["out", "y"]},
-    "train": {"epochs": 3, "batch_size": 8, "checkpoint_every": 0},
+    "train": {
+        "epochs": 3,
+        "batch_size": 8,
+        "checkpoint_every": 0,
+        "optimizer": {"type": "sgd", "lr": 0.05},
+    },
 }
 
 
@@ -196,3 +201,174 @@ def test_a_partial_last_row_is_dropped_on_resume(tmp_path):
         graphnet.load_spec(write(tmp_path), {"train.epochs": 4}), tmp_path / "run", resume=True
     )
     assert [r.split(",")[0] for r in metrics.read_text().splitlines()[1:]] == ["1", "2", "3", "4"]
+
+
+def test_a_compressed_npz_bomb_is_refused_before_it_is_decompressed(tmp_path):
+    """A 2 MB `savez_compressed` file holding a 2 GB array, given as --weights: refused from the
+    member's header (the network needs another shape), in well under a second of reading."""
+    np.savez_compressed(tmp_path / "bomb.npz", **{"h/W": np.zeros(2**28)})
+    assert (tmp_path / "bomb.npz").stat().st_size < 5_000_000
+    started = time.perf_counter()
+    with pytest.raises(graphnet.DataError, match=r"bomb.npz: h/W: shape \[268435456\]"):
+        graphnet.build(graphnet.load_spec(write(tmp_path))).load_weights(tmp_path / "bomb.npz")
+    assert time.perf_counter() - started < 5
+
+
+def test_data_larger_than_memory_is_refused_from_the_headers(tmp_path):
+    """An NPZ whose arrays would need more memory than the machine has is refused before
+    anything is read, naming the file and the size."""
+    from graphnet.npzfile import read_npz
+
+    np.savez_compressed(tmp_path / "big.npz", x=np.zeros(2**20))
+    with pytest.raises(graphnet.DataError, match=r"big.npz: its arrays would take .* GiB"):
+        read_npz(tmp_path / "big.npz", "data file", max_bytes=1000)
+
+
+def test_weights_too_large_for_float32_are_a_located_data_error(tmp_path):
+    """--weights holding 1e300 on a float32 spec: exit 2 naming the key, not a divergence."""
+    network = graphnet.build(graphnet.load_spec(write(tmp_path)))
+    weights = {k: np.zeros(v.shape) for k, v in network.params.items()}
+    weights["h/W"][0, 0] = 1e300
+    np.savez(tmp_path / "w.npz", **weights)
+    result = CliRunner().invoke(
+        cli,
+        [
+            "run",
+            str(write(tmp_path)),
+            "--set",
+            "dtype=float32",
+            "--weights",
+            str(tmp_path / "w.npz"),
+            "--out",
+            str(tmp_path / "r"),
+        ],
+    )
+    assert result.exit_code == 2, result.output
+    assert "w.npz: h/W: 1e+300 is too large for float32" in result.output
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        (
+            "train.optimizer.lr=.inf",
+            "--set train.optimizer.lr=.inf: train.optimizer.lr: inf is not a finite number",
+        ),
+        ("train.optimizer.weight_decay=.inf", "weight_decay: inf is not a finite number"),
+        ("loss.weight=.nan", "--set loss.weight=.nan: loss[0].weight"),
+        ("outputs=[]", "--set outputs=[]: outputs: list should have at least 1 item"),
+    ],
+)
+def test_non_finite_and_empty_values_are_refused_at_validation_naming_the_set(
+    tmp_path, override, expected
+):
+    """Infinite or NaN option values and an empty `outputs` are spec errors (exit 2) found by
+    `validate`, and an error in a --set value names the --set, not a line of the file."""
+    result = CliRunner().invoke(cli, ["validate", str(write(tmp_path)), "--set", override])
+    assert result.exit_code == 2, result.output
+    assert expected in result.output
+
+
+def test_a_key_yaml_reads_as_a_boolean_is_named_as_written(tmp_path):
+    """`true: 1` at the top of a spec is reported as the key true at its line, not as `[1]`."""
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(SPEC, sort_keys=False) + "true: 1\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["validate", str(path)])
+    assert result.exit_code == 2, result.output
+    assert "the key True is read as bool" in result.output
+    assert "[1]" not in result.output
+
+
+def test_a_broken_installed_plugin_is_a_warning_not_the_end(monkeypatch):
+    """An installed plugin package that fails to import is a warning naming it; every other
+    type still works, `graphnet plugins` lists it as broken, and an unknown type names it."""
+    from importlib.metadata import EntryPoint
+
+    from graphnet import registry as registry_module
+
+    real = registry_module.entry_points
+
+    def with_broken(group: str):
+        broken = EntryPoint("layers", "graphnet_no_such_module_xyz", "graphnet")
+        return [*real(group=group), broken]
+
+    monkeypatch.setattr(registry_module, "entry_points", with_broken)
+    registry_module._registry.cache_clear()
+    try:
+        with pytest.warns(graphnet.GraphnetWarning, match="failed to import"):
+            registry = registry_module.get_registry()
+        assert "dense" in registry.entries("layer")
+        with pytest.raises(graphnet.PluginError, match="failed to load"):
+            registry.get("layer", "fancy_layer")
+        result = CliRunner().invoke(cli, ["plugins"])
+        assert result.exit_code == 0, result.output
+        assert "(broken)" in result.output
+    finally:
+        registry_module._registry.cache_clear()
+
+
+def test_a_hook_returning_a_class_instead_of_a_list_says_what_was_expected():
+    """A hook must return a list of classes; a bare class or a tuple is named as such."""
+    from graphnet.registry import get_registry
+
+    class Lonely(graphnet.Layer):
+        type = "lonely_defenses_test"
+
+    class Plugin:
+        @graphnet.hookimpl
+        def graphnet_layers(self):
+            return Lonely
+
+    registry = get_registry()
+    registry.register(Plugin(), "test-lonely")
+    try:
+        with pytest.raises(graphnet.PluginError, match=r"graphnet_layers\(\) must return a list"):
+            registry.entries("layer")
+    finally:
+        registry.unregister("test-lonely")
+
+
+def test_the_resume_command_repeats_every_plugin_and_set(tmp_path, monkeypatch):
+    """After Ctrl-C, the printed command to continue names every --plugin and --set the run
+    needs, so pasting it works."""
+    plugin = tmp_path / "ouch.py"
+    plugin.write_text(
+        "import os, signal\nimport graphnet\n\n"
+        "class Ouch(graphnet.Layer):\n"
+        "    type = 'ouch'\n"
+        "    calls = 0\n"
+        "    def forward(self, params, inputs, training):\n"
+        "        Ouch.calls += 1\n"
+        "        if Ouch.calls == 6:\n"
+        "            os.kill(os.getpid(), signal.SIGINT)\n"
+        "        return inputs[0], None\n"
+        "    def backward(self, params, cache, grad):\n"
+        "        return [grad], {}\n\n"
+        "@graphnet.hookimpl\n"
+        "def graphnet_layers():\n"
+        "    return [Ouch]\n",
+        encoding="utf-8",
+    )
+    spec = {
+        **SPEC,
+        "nodes": [
+            *SPEC["nodes"][:1],
+            {"name": "o", "type": "ouch", "inputs": ["h"]},
+            {**SPEC["nodes"][1], "inputs": ["o"]},
+        ],
+    }
+    monkeypatch.chdir(tmp_path)
+    args = [
+        "run",
+        str(write(tmp_path, spec)),
+        "--plugin",
+        str(plugin),
+        "--set",
+        "seed=3",
+        "--out",
+        "run",
+    ]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 130, result.output
+    (line,) = [line for line in result.output.splitlines() if line.startswith("to continue:")]
+    assert f"--plugin {plugin}" in line and "--set seed=3" in line and line.endswith("--resume")
