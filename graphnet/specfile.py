@@ -44,7 +44,6 @@ class Source:
                 return f"--set {made[0]}" + (f": {text}" if text else "")
         return self.file + (f": {text}" if text else "")
 
-
     def _as_written(self, path: SpecPath) -> SpecPath:
         """``path`` as the file (or a ``--set``) writes it: ``loss[0].weight`` is ``loss.weight``
         where the spec gives its one loss as a mapping, not a list."""
