@@ -65,12 +65,15 @@ def load_data(spec: Spec, rng: np.random.Generator) -> dict[str, Array]:
             raise DataError(f"the data set is empty: input {name!r} has no samples", where)
         bad = _first_non_finite(array)
         if bad is not None:
-            raise DataError(f"input {name!r}: sample {bad} holds NaN or Inf", where)
+            overflow = np.isfinite(np.asarray(raw[bad], dtype=np.float64)).all()
+            what = f"a value too large for {dtype} (the spec's dtype)" if overflow else "NaN or Inf"
+            raise DataError(f"input {name!r}: sample {bad} holds {what}", where)
         if count is not None and len(array) != count[1]:
             raise DataError(
                 f"input {name!r} has {len(array)} samples, input {count[0]!r} has {count[1]}", where
             )
         count = (name, len(array))
+        array.flags.writeable = False  # a plugin that writes into the data fails, named
         out[name] = array
     if count is None or count[1] == 0:
         raise DataError("the data set is empty", where)

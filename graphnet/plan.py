@@ -81,12 +81,17 @@ class Plan:
         self, v: list[Any], c: list[Any], training: bool, check: Check | None = None
     ) -> None:
         """The forward pass step by step; ``check(step, output)``, when given, looks at each
-        output before it is used (raising a ``PluginFailure`` for nonsense)."""
+        output before it is used (raising a ``PluginFailure`` for nonsense), and every step is
+        checked to change none of the arrays it is given (its inputs, its parameters)."""
         for step in self.steps:
+            inputs = [v[s] for s in step.in_slots]
+            kept = _copies(step, inputs) if check is not None else None
             out, c[step.slot] = step.caller.call(
-                "forward", step.layer.forward, step.params, [v[s] for s in step.in_slots], training
+                "forward", step.layer.forward, step.params, inputs, training
             )
             if check is not None:
+                assert kept is not None
+                _unchanged(step, kept)
                 check(step, out)
             v[step.slot] = out
 
@@ -114,6 +119,23 @@ class Plan:
                 view = step.grads[name]
                 if x is not view:
                     np.copyto(view, x)
+
+
+def _copies(step: Step, inputs: list[Any]) -> list[tuple[str, Any, Any]]:
+    """What a step is given that it must leave as it is: its inputs and trained parameters."""
+    given = [(f"input {i}", x) for i, x in enumerate(inputs)]
+    given += [(f"parameter {k!r}", step.params[k]) for k in step.grads]
+    return [(what, x, np.array(x, copy=True)) for what, x in given]
+
+
+def _unchanged(step: Step, kept: list[tuple[str, Any, Any]]) -> None:
+    for what, array, copy in kept:
+        if not np.array_equal(array, copy, equal_nan=True):
+            raise step.caller.wrong(
+                "forward",
+                f"changed its {what} in place; a layer must not write into the arrays it is "
+                "given (it may only update its declared buffers)",
+            )
 
 
 def check_output(dtype: np.dtype[Any]) -> Check:

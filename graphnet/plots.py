@@ -184,8 +184,8 @@ def draw_run(run_dir: str | Path) -> Path:
 
 def try_draw_run(run_dir: str | Path) -> None:
     """``draw_run``, warning instead of failing: a picture is never worth a finished run."""
-    if not (Path(run_dir) / METRICS).is_file():
-        return  # no epoch saved: nothing to draw
+    if not RunFolder(run_dir).read_metrics():
+        return  # no epoch saved: nothing to draw, and nothing to say about it
     try:
         draw_run(run_dir)
     except Exception as error:  # matplotlib missing or failing, a full disk: warn, go on

@@ -262,7 +262,7 @@ def test_plot_errors_name_the_folder(tmp_path, monkeypatch, setup, message):
         (tmp_path / "header-only" / "metrics.csv").write_text(
             "epoch,loss,seconds\n1,oops,0.1\n", encoding="utf-8"
         )
-        message = "header-only/metrics.csv: cannot be read"
+        message = "header-only/metrics.csv:2: cannot be read"
         setup = "header-only"
     result = invoke("plot", good, setup)
     assert result.exit_code == 2, result.output
