@@ -1,6 +1,8 @@
-"""Checks a plugin author runs in their own test suite: ``check_layer`` and ``check_loss``.
+"""Checks a plugin author runs in their own test suite: ``check_layer``, ``check_loss``,
+``check_optimizer``, ``check_metric``, ``check_data_source`` and ``check_schedule`` (the last
+four live in :mod:`graphnet.plugin_checks`).
 
-Both check a plugin the way the engine will use it: the output shape against ``output_shape``
+``check_layer`` and ``check_loss`` check a plugin the way the engine will use it: the output shape against ``output_shape``
 (or ``check_shapes``), gradients of every input and parameter against central finite
 differences in float64, the dtype kept in float32, no input, parameter or incoming gradient
 mutated, and a deterministic forward pass. A failure raises ``AssertionError`` naming the input
@@ -16,6 +18,22 @@ from typing import Any
 import numpy as np
 
 from graphnet.base import Array, Layer, Loss, Shape
+from graphnet.plugin_checks import (
+    check_data_source,
+    check_metric,
+    check_optimizer,
+    check_schedule,
+)
+
+__all__ = [
+    "check_data_source",
+    "check_layer",
+    "check_loss",
+    "check_metric",
+    "check_network",
+    "check_optimizer",
+    "check_schedule",
+]
 
 EPS = 1e-6
 RTOL = 1e-5
