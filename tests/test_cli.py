@@ -15,23 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from click.testing import CliRunner, Result
+from click.testing import Result
+from conftest import BUILT_INS, SEED, SMALL_SPEC, invoke, read_npz, rows
 
 import graphnet
-from graphnet.cli import cli
 
-ROOT = Path(__file__).resolve().parents[1]
-SEED = ROOT / "specs" / "seed.yaml"
-
-GOOD = """\
-inputs:
-  x: {shape: [2]}
-  y: {shape: [1]}
-nodes:
-  - {name: hidden, type: dense, inputs: [x], units: 4}
-  - {name: out, type: dense, inputs: [hidden], units: 1}
-loss: {type: mse, inputs: [out, y]}
-"""
+GOOD = SMALL_SPEC
 
 # Broken specs, one per error class. Lines: inputs 1, x 2, y 3, nodes 4, hidden 5, out 6, loss 7.
 SPECS = {
@@ -57,22 +46,8 @@ def specs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def invoke(*args: str | Path) -> Result:
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
 def run_seed(out: Path, *extra: str) -> Result:
     return invoke("run", SEED, "--set", "train.epochs=3", "--out", out, *extra)
-
-
-def read_npz(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as archive:
-        return {key: archive[key] for key in archive.files}
-
-
-def rows(table: str) -> list[list[str]]:
-    """The cells of a table printed by graphnet: columns are two or more spaces apart."""
-    return [re.split(r"\s{2,}", line.strip()) for line in table.splitlines() if line.strip()]
 
 
 # -- validate, summary, plugins ----------------------------------------------------------------
@@ -115,19 +90,7 @@ def test_summary_follows_set(specs):
     assert "total: 3 nodes, 33 parameters" in result.stdout
 
 
-@pytest.mark.parametrize(
-    ("kind", "name"),
-    [
-        ("layer", "dense"),
-        ("layer", "relu"),
-        ("loss", "mse"),
-        ("optimizer", "sgd"),
-        ("data source", "synthetic"),
-        ("data source", "csv"),
-        ("data source", "npz"),
-        ("metric", "mae"),
-    ],
-)
+@pytest.mark.parametrize(("kind", "name"), BUILT_INS)
 def test_plugins_lists_the_built_ins_with_their_package(specs, kind, name):
     """`graphnet plugins` lists every built-in with kind, type, package `graphnet` and a summary."""
     result = invoke("plugins")

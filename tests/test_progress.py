@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-import yaml
 from click.testing import CliRunner
+from conftest import invoke, product_spec, write_spec
 
 import graphnet
 from graphnet.cli import cli
@@ -25,26 +25,9 @@ from graphnet.trainer import Reporter
 
 def tiny_spec(folder: Path, samples: int = 8, validation: float = 0.0, **train: Any) -> Path:
     """A small product-data spec (dense 3 -> relu -> dense 1) written to ``folder/tiny.yaml``."""
-    spec = {
-        "name": "tiny",
-        "data": {
-            "source": "synthetic",
-            "function": "product",
-            "samples": samples,
-            "validation": validation,
-        },
-        "inputs": {"x": {"shape": [2]}, "y": {"shape": [1]}},
-        "nodes": [
-            {"name": "hidden", "type": "dense", "inputs": ["x"], "units": 3},
-            {"name": "act", "type": "relu", "inputs": ["hidden"]},
-            {"name": "out", "type": "dense", "inputs": ["act"], "units": 1},
-        ],
-        "loss": {"type": "mse", "inputs": ["out", "y"]},
-        "train": {"epochs": 3, "optimizer": {"type": "sgd", "lr": 0.05}, **train},
-    }
-    path = folder / "tiny.yaml"
-    path.write_text(yaml.safe_dump(spec), encoding="utf-8")
-    return path
+    return write_spec(
+        folder, product_spec(samples=samples, validation=validation, **train), "tiny.yaml"
+    )
 
 
 class Batches(Reporter):
@@ -109,7 +92,7 @@ def test_plain_lines_are_thinned_for_a_long_run(tmp_path, monkeypatch):
     spaced ones and the last, each with every column of metrics.csv, then the summary."""
     monkeypatch.chdir(tmp_path)
     spec = tiny_spec(tmp_path, epochs=10_000, checkpoint_every=1e9)
-    result = CliRunner().invoke(cli, ["run", str(spec), "--out", "run"])
+    result = invoke("run", str(spec), "--out", "run")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert len(lines) <= 100
@@ -129,7 +112,7 @@ def test_plain_lines_name_validation_and_metrics(tmp_path, monkeypatch):
     names the final losses and metrics, the time taken and the run folder."""
     monkeypatch.chdir(tmp_path)
     spec = tiny_spec(tmp_path, samples=20, validation=0.25, epochs=2, metrics=["mae"])
-    result = CliRunner().invoke(cli, ["run", str(spec), "--out", "run"])
+    result = invoke("run", str(spec), "--out", "run")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0].startswith("training 13 parameters on 15 samples (5 held out) for 2 epochs")
@@ -146,7 +129,7 @@ def test_a_resumed_run_prints_its_first_epoch(tmp_path, monkeypatch):
     """A resumed run's first line is the epoch it resumes at, whatever the spacing."""
     monkeypatch.chdir(tmp_path)
     spec = tiny_spec(tmp_path, epochs=7)
-    assert CliRunner().invoke(cli, ["run", str(spec), "--out", "run", "-q"]).exit_code == 0
+    assert invoke("run", str(spec), "--out", "run", "-q").exit_code == 0
     result = CliRunner().invoke(
         cli, ["run", str(spec), "--out", "run", "--set", "train.epochs=100", "--resume"]
     )

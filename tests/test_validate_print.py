@@ -15,13 +15,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
+from conftest import SEED, invoke
 
 import graphnet
 from graphnet.cli import cli
 
-ROOT = Path(__file__).resolve().parents[1]
-SEED = ROOT / "specs" / "seed.yaml"
 OVERRIDES = [
     "train.epochs=3",
     "nodes.hidden.units=8",
@@ -29,10 +28,6 @@ OVERRIDES = [
     "train.metrics=[mae]",
     "nodes.out.inputs=act",
 ]
-
-
-def invoke(*args: str | Path) -> Result:
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 def with_sets(*items: str) -> list[str]:
