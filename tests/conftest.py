@@ -200,6 +200,26 @@ def invoke(*args: str | os.PathLike[str]) -> Result:
     return CliRunner().invoke(cli, [str(a) for a in args])
 
 
+def plain_env(**extra: str) -> dict[str, str]:
+    """This process's environment without GRAPHNET_PLUGINS, plus ``extra``."""
+    return {k: v for k, v in os.environ.items() if k != ENV_VAR} | extra
+
+
+def graphnet_process(
+    *args: str | os.PathLike[str], cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m graphnet ARGS`` as a real process (GRAPHNET_PLUGINS left out, ``env`` added)."""
+    return subprocess.run(
+        [sys.executable, "-m", "graphnet", *map(str, args)],
+        cwd=cwd,
+        env=plain_env(**(env or {})),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 def rows(table: str) -> list[list[str]]:
     """The cells of a table printed by graphnet: columns are two or more spaces apart."""
     return [re.split(r"\s{2,}", line.strip()) for line in table.splitlines() if line.strip()]

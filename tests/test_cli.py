@@ -6,17 +6,14 @@ unless `--debug` asks for one.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 from click.testing import Result
-from conftest import BUILT_INS, SEED, SMALL_SPEC, invoke, read_npz, rows
+from conftest import BUILT_INS, SEED, SMALL_SPEC, graphnet_process, invoke, read_npz, rows
 
 import graphnet
 
@@ -354,20 +351,6 @@ def test_debug_reraises_the_error(specs):
         result = invoke(*args)
         assert isinstance(result.exception, graphnet.SpecError), result.output
         assert "unknown option 'unitz'" in str(result.exception)
-
-
-def graphnet_process(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """`python -m graphnet ARGS` as a real process."""
-    env = {k: v for k, v in os.environ.items() if k != "GRAPHNET_PLUGINS"}
-    return subprocess.run(
-        [sys.executable, "-m", "graphnet", *map(str, args)],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def test_debug_shows_a_traceback_in_a_real_process(specs):

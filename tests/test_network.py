@@ -51,10 +51,12 @@ def away_from_zero(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarr
 
 def slot_values(network: graphnet.Network, arrays: dict[str, np.ndarray]) -> list[Any]:
     """The value list ``Network.train_step`` takes: graph inputs by slot, nodes empty."""
-    values: list[Any] = [None] * len(network.slots)
-    for name, array in arrays.items():
-        values[network.slots[name]] = array
-    return values
+    return network.values(arrays, list(arrays))
+
+
+def train_plan(network: graphnet.Network) -> Any:
+    """The plan ``train_step`` runs: the one computing every loss's inputs."""
+    return network.plan([ref for loss in network.graph.losses for ref in loss.inputs])
 
 
 def relu(z: np.ndarray) -> np.ndarray:
@@ -508,11 +510,11 @@ def test_compiled_passes_give_the_same_bits(tmp_path, monkeypatch):
     monkeypatch.setattr(plan_module, "COMPILE_AFTER", 10**9)
     looped_network = graphnet.build(graphnet.load_spec(path))
     looped = _steps(looped_network, arrays, 6)
-    assert not looped_network._train_plan.compiled
+    assert not train_plan(looped_network).compiled
     monkeypatch.setattr(plan_module, "COMPILE_AFTER", 3)  # compiled after its third step
     network = graphnet.build(graphnet.load_spec(path))
     compiled = _steps(network, arrays, 6)
-    assert network._train_plan.compiled
+    assert train_plan(network).compiled
     monkeypatch.setattr(plan_module, "COMPILE_NODES", 2000)  # compiled when built
     built = _steps(graphnet.build(graphnet.load_spec(path)), arrays, 6)
     assert all(np.array_equal(a[k], b[k]) for a, b in zip(compiled, built, strict=True) for k in a)
@@ -536,7 +538,7 @@ def test_compiled_passes_name_the_failing_node(tmp_path, monkeypatch):
         raise ValueError("boom")
 
     monkeypatch.setattr(relu_layer, "backward", broken)
-    network._train_plan.compile()
+    train_plan(network).compile()
     with pytest.raises(
         graphnet.PluginFailure, match=r"node 'r1' \(relu\): backward failed: ValueError: boom"
     ) as caught:

@@ -14,11 +14,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
-from conftest import invoke, product_spec, write_spec
+from conftest import invoke, plain_env, product_spec, write_spec
 
 import graphnet
-from graphnet.cli import cli
 from graphnet.progress import LineReporter, LiveReporter, duration, reporter_for, summary
 from graphnet.trainer import Reporter
 
@@ -130,9 +128,7 @@ def test_a_resumed_run_prints_its_first_epoch(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     spec = tiny_spec(tmp_path, epochs=7)
     assert invoke("run", str(spec), "--out", "run", "-q").exit_code == 0
-    result = CliRunner().invoke(
-        cli, ["run", str(spec), "--out", "run", "--set", "train.epochs=100", "--resume"]
-    )
+    result = invoke("run", str(spec), "--out", "run", "--set", "train.epochs=100", "--resume")
     assert result.exit_code == 0, result.output
     epochs = re.findall(r"^epoch +(\d+)/100", result.stdout, re.M)
     assert epochs == ["8", "10", "15", *[str(e) for e in range(20, 101, 5)]]
@@ -257,8 +253,7 @@ def test_live_progress_on_a_terminal(tmp_path):
     import pty
 
     spec = tiny_spec(tmp_path, samples=64, validation=0.25, epochs=3, batch_size=8)
-    env = {**os.environ, "COLUMNS": "200"}
-    env.pop("GRAPHNET_PLUGINS", None)
+    env = plain_env(COLUMNS="200")
     primary, secondary = pty.openpty()
     process = subprocess.Popen(
         [sys.executable, "-m", "graphnet", "run", str(spec), "--out", "run"],

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
-from conftest import SEED, SMALL_SPEC, assert_same_bits, invoke, read_npz, small_data
+from conftest import SEED, SMALL_SPEC, assert_same_bits, invoke, plain_env, read_npz, small_data
 
 import graphnet
 from graphnet import files
@@ -108,7 +108,7 @@ def test_a_signal_stops_the_run_and_resume_gives_the_same_bits(
         spec.write_text(yaml.safe_dump(STATEFUL, sort_keys=False), encoding="utf-8")
     run = tmp_path / "run"
     endless = ["--set", "train.epochs=100000", "--set", "train.checkpoint_every=0"]
-    env = {k: v for k, v in os.environ.items() if k != "GRAPHNET_PLUGINS"}
+    env = plain_env()
     process = subprocess.Popen(
         [sys.executable, "-m", "graphnet", "run", str(spec), *endless, "--out", str(run), "-q"],
         cwd=tmp_path,
@@ -376,13 +376,13 @@ def test_a_module_path_as_type_is_an_unknown_type_and_imports_nothing(tmp_path: 
     spec = tmp_path / "spec.yaml"
     cases = [
         (GOOD.replace("type: dense", f"type: {module}.Chunk"), "5: nodes[0].type", "layer"),
-        (GOOD.replace("type: mse", "type: os.system"), "6: loss[0].type", "loss"),
+        (GOOD.replace("type: mse", "type: os.system"), "7: loss[0].type", "loss"),
         (
             GOOD + f"train: {{optimizer: {{type: {module}}}}}\n",
-            "7: train.optimizer.type",
+            "8: train.optimizer.type",
             "optimizer",
         ),
-        (GOOD + f"train: {{metrics: [{module}.open]}}\n", "7: train.metrics[0]", "metric"),
+        (GOOD + f"train: {{metrics: [{module}.open]}}\n", "8: train.metrics[0]", "metric"),
         (f"data: {{source: {module}}}\n" + GOOD, "1: data.source", "data source"),
     ]
     before = set(sys.modules)

@@ -15,11 +15,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from click.testing import CliRunner
 from conftest import SEED, invoke
 
 import graphnet
-from graphnet.cli import cli
 
 OVERRIDES = [
     "train.epochs=3",
@@ -103,9 +101,7 @@ def test_json_specs_print_as_yaml_too(tmp_path):
 
 def test_a_bad_override_prints_no_spec():
     """An invalid spec is an error (exit 2) and nothing is printed on stdout."""
-    result = CliRunner().invoke(
-        cli, ["validate", str(SEED), "--print", "--set", "nodes.hidden.units=0"]
-    )
+    result = invoke("validate", str(SEED), "--print", "--set", "nodes.hidden.units=0")
     assert result.exit_code == 2
     assert "--set nodes.hidden.units=0: nodes[0].units" in result.output
     assert result.stdout == ""
