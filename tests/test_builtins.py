@@ -8,13 +8,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import built_in
 
 import graphnet
-from graphnet.registry import get_registry
 
 
 def plugin(kind: str, name: str, **options: Any) -> Any:
-    return get_registry().entries(kind)[name].cls(options)
+    return built_in(kind, name)(options)
 
 
 def _run_optimizer(

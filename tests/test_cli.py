@@ -6,32 +6,18 @@ unless `--debug` asks for one.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
-from click.testing import CliRunner, Result
+from click.testing import Result
+from conftest import BUILT_INS, SEED, SMALL_SPEC, graphnet_process, invoke, read_npz, rows
 
 import graphnet
-from graphnet.cli import cli
 
-ROOT = Path(__file__).resolve().parents[1]
-SEED = ROOT / "specs" / "seed.yaml"
-
-GOOD = """\
-inputs:
-  x: {shape: [2]}
-  y: {shape: [1]}
-nodes:
-  - {name: hidden, type: dense, inputs: [x], units: 4}
-  - {name: out, type: dense, inputs: [hidden], units: 1}
-loss: {type: mse, inputs: [out, y]}
-"""
+GOOD = SMALL_SPEC
 
 # Broken specs, one per error class. Lines: inputs 1, x 2, y 3, nodes 4, hidden 5, out 6, loss 7.
 SPECS = {
@@ -57,22 +43,8 @@ def specs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def invoke(*args: str | Path) -> Result:
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
 def run_seed(out: Path, *extra: str) -> Result:
     return invoke("run", SEED, "--set", "train.epochs=3", "--out", out, *extra)
-
-
-def read_npz(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as archive:
-        return {key: archive[key] for key in archive.files}
-
-
-def rows(table: str) -> list[list[str]]:
-    """The cells of a table printed by graphnet: columns are two or more spaces apart."""
-    return [re.split(r"\s{2,}", line.strip()) for line in table.splitlines() if line.strip()]
 
 
 # -- validate, summary, plugins ----------------------------------------------------------------
@@ -115,19 +87,7 @@ def test_summary_follows_set(specs):
     assert "total: 3 nodes, 33 parameters" in result.stdout
 
 
-@pytest.mark.parametrize(
-    ("kind", "name"),
-    [
-        ("layer", "dense"),
-        ("layer", "relu"),
-        ("loss", "mse"),
-        ("optimizer", "sgd"),
-        ("data source", "synthetic"),
-        ("data source", "csv"),
-        ("data source", "npz"),
-        ("metric", "mae"),
-    ],
-)
+@pytest.mark.parametrize(("kind", "name"), BUILT_INS)
 def test_plugins_lists_the_built_ins_with_their_package(specs, kind, name):
     """`graphnet plugins` lists every built-in with kind, type, package `graphnet` and a summary."""
     result = invoke("plugins")
@@ -391,20 +351,6 @@ def test_debug_reraises_the_error(specs):
         result = invoke(*args)
         assert isinstance(result.exception, graphnet.SpecError), result.output
         assert "unknown option 'unitz'" in str(result.exception)
-
-
-def graphnet_process(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """`python -m graphnet ARGS` as a real process."""
-    env = {k: v for k, v in os.environ.items() if k != "GRAPHNET_PLUGINS"}
-    return subprocess.run(
-        [sys.executable, "-m", "graphnet", *map(str, args)],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def test_debug_shows_a_traceback_in_a_real_process(specs):

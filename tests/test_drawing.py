@@ -14,15 +14,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from conftest import ROOT, SHIPPED_SPECS, invoke
 
 import graphnet
 from graphnet.api import load_graph
-from graphnet.cli import cli
 from graphnet.drawing import to_dot, to_mermaid, to_text
 
-ROOT = Path(__file__).resolve().parents[1]
-SPECS = sorted((ROOT / "specs").glob("*.yaml"))
 HAS_DOT = shutil.which("dot") is not None
 
 WEIGHTED = """\
@@ -43,10 +40,6 @@ outputs: [reg, probs]
 """
 
 
-def invoke(*args: str | Path) -> Result:
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
 def shape(values: tuple[int, ...]) -> str:
     return "[" + ", ".join(map(str, values)) + "]"
 
@@ -59,7 +52,7 @@ def weighted(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("fmt", ["text", "mermaid", "dot"])
-@pytest.mark.parametrize("spec", SPECS, ids=[p.stem for p in SPECS])
+@pytest.mark.parametrize("spec", SHIPPED_SPECS, ids=[p.stem for p in SHIPPED_SPECS])
 def test_every_format_shows_every_input_node_loss_and_output(spec, fmt):
     """Each node's name, type and shape, each input's shape, each loss type, and the outputs."""
     result = invoke("graph", spec, "--format", fmt)
@@ -187,7 +180,7 @@ def test_without_graphviz_an_image_says_how_to_install_it(tmp_path, monkeypatch)
 
 @pytest.mark.skipif(not HAS_DOT, reason="Graphviz's dot is not installed")
 @pytest.mark.parametrize("suffix", [".png", ".svg"])
-@pytest.mark.parametrize("spec", SPECS, ids=[p.stem for p in SPECS])
+@pytest.mark.parametrize("spec", SHIPPED_SPECS, ids=[p.stem for p in SHIPPED_SPECS])
 def test_images_are_rendered_by_graphviz(tmp_path, spec, suffix):
     """Every spec renders to PNG and SVG; the SVG names every node."""
     out = tmp_path / f"graph{suffix}"

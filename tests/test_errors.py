@@ -8,9 +8,6 @@ the spec path, the node, the CSV line and column, the NPZ array key), and no tra
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import graphnet_process
 
 from graphnet.cli import cli
 
@@ -1247,14 +1245,5 @@ IN_A_PROCESS = {
 def test_bad_input_in_a_real_process(tmp_path: Path, bad: Case) -> None:
     """`python -m graphnet` as a real process: the same status and message, no traceback."""
     write_files(tmp_path, bad.files)
-    env = {k: v for k, v in os.environ.items() if k != "GRAPHNET_PLUGINS"} | bad.env
-    done = subprocess.run(
-        [sys.executable, "-m", "graphnet", *expand(bad.args, tmp_path)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = graphnet_process(*expand(bad.args, tmp_path), cwd=tmp_path, env=bad.env)
     check_output(done.returncode, done.stdout, done.stderr, bad)

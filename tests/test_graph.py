@@ -14,11 +14,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from conftest import invoke, write_spec
 
 import graphnet
 from graphnet.api import load_graph
-from graphnet.cli import cli
 from graphnet.registry import get_registry
 
 HEADER = """\
@@ -27,12 +26,6 @@ inputs:
   y: {shape: [1]}
 """
 # HEADER is lines 1-3; "nodes:" is line 4, so the first node is on line 5.
-
-
-def write(directory: Path, text: str, name: str = "spec.yaml") -> Path:
-    path = directory / name
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 def spec_text(
@@ -62,7 +55,7 @@ def test_order_follows_inputs_whatever_the_file_order(tmp_path):
         "{name: act, type: relu, inputs: [hidden]}",
         "{name: hidden, type: dense, inputs: [x], units: 4}",
     ]
-    assert order(write(tmp_path, spec_text(nodes))) == ["hidden", "act", "out"]
+    assert order(write_spec(tmp_path, spec_text(nodes))) == ["hidden", "act", "out"]
 
 
 @pytest.mark.parametrize(
@@ -79,7 +72,7 @@ def test_ties_are_broken_by_file_order(tmp_path, names, expected):
     nodes += [f"{{name: join_{n}, type: relu, inputs: [{n}]}}" for n in names]
     losses = "".join(f"  - {{type: mse, inputs: [join_{n}, y]}}\n" for n in names)
     text = y2 + "nodes:\n" + "".join(f"  - {n}\n" for n in nodes) + "loss:\n" + losses
-    path = write(tmp_path, text)
+    path = write_spec(tmp_path, text)
     assert order(path) == expected
     assert order(path) == expected  # and again: nothing depends on hashing or timing
 
@@ -95,7 +88,7 @@ def test_independent_branches_keep_file_order_after_their_inputs(tmp_path):
         "{name: b, type: relu, inputs: [a]}",
     ]
     losses = "\n  - {type: mse, inputs: [d, y]}\n  - {type: mse, inputs: [b, y]}"
-    path = write(
+    path = write_spec(
         tmp_path, y2 + "nodes:\n" + "".join(f"  - {n}\n" for n in nodes) + "loss:" + losses
     )
     assert order(path) == ["c", "d", "a", "b"]
@@ -143,7 +136,7 @@ def test_independent_branches_keep_file_order_after_their_inputs(tmp_path):
 )
 def test_cycles_are_named(tmp_path, nodes, cycle, line, index):
     """A cycle is an error naming the nodes on it in data-flow order, from the first in the file."""
-    path = write(tmp_path, spec_text(nodes))
+    path = write_spec(tmp_path, spec_text(nodes))
     assert error(path) == f"{path}:{line}: nodes[{index}].inputs: cycle: {cycle}"
 
 
@@ -156,7 +149,7 @@ def test_duplicate_node_name(tmp_path):
         "{name: out, type: dense, inputs: [x], units: 1}",
         "{name: out, type: relu, inputs: [x]}",
     ]
-    path = write(tmp_path, spec_text(nodes))
+    path = write_spec(tmp_path, spec_text(nodes))
     assert error(path) == (
         f"{path}:6: nodes[1].name: duplicate node name 'out' (first at {path}:5: nodes[0])"
     )
@@ -165,7 +158,7 @@ def test_duplicate_node_name(tmp_path):
 def test_node_named_like_an_input(tmp_path):
     """Inputs and nodes share one namespace: a node called `x` next to input `x` is an error."""
     nodes = ["{name: x, type: dense, inputs: [y], units: 1}"]
-    path = write(tmp_path, spec_text(nodes, "{type: mse, inputs: [x, y]}"))
+    path = write_spec(tmp_path, spec_text(nodes, "{type: mse, inputs: [x, y]}"))
     message = error(path)
     assert message.startswith(f"{path}:5: nodes[0].name: node 'x' has the name of an input")
 
@@ -204,7 +197,7 @@ def test_node_named_like_an_input(tmp_path):
 )
 def test_unknown_references_suggest_a_close_name(tmp_path, nodes, loss, extra, where, expected):
     """A reference to a name that is neither an input nor a node is located, with a suggestion."""
-    path = write(tmp_path, spec_text(nodes, loss, extra))
+    path = write_spec(tmp_path, spec_text(nodes, loss, extra))
     assert error(path) == f"{path}:{where}: {expected}"
 
 
@@ -219,7 +212,7 @@ def test_unknown_reference_in_a_block_list_names_its_own_line(tmp_path):
         "      - xx\n"
         "loss: {type: mse, inputs: [out, y]}\n"
     )
-    path = write(tmp_path, text)
+    path = write_spec(tmp_path, text)
     assert error(path) == f"{path}:9: nodes[0].inputs: unknown node 'xx' (did you mean 'x'?)"
 
 
@@ -233,7 +226,7 @@ def test_shapes_are_inferred_for_every_node(tmp_path):
         "{name: act, type: relu, inputs: [hidden]}",
         "{name: out, type: dense, inputs: [act], units: 1}",
     ]
-    graph = load_graph(write(tmp_path, spec_text(nodes)))
+    graph = load_graph(write_spec(tmp_path, spec_text(nodes)))
     assert {node.name: node.shape for node in graph.nodes} == {
         "hidden": (5,),
         "act": (5,),
@@ -245,7 +238,7 @@ def test_shapes_are_inferred_for_every_node(tmp_path):
 def test_loss_shape_mismatch_names_both_shapes(tmp_path):
     """mse of a [3] prediction against a [1] target names the loss, both inputs and both shapes."""
     nodes = ["{name: out, type: dense, inputs: [x], units: 3}"]
-    path = write(tmp_path, spec_text(nodes))
+    path = write_spec(tmp_path, spec_text(nodes))
     message = error(path, graphnet.ShapeError)
     assert message.startswith(f"{path}:6: loss[0].inputs: loss 'mse': ")
     assert "[3]" in message
@@ -258,7 +251,7 @@ def test_layer_shape_error_names_node_type_and_shapes(tmp_path):
     text = spec_text(["{name: out, type: dense, inputs: [x], units: 1}"]).replace(
         "x: {shape: [2]}", "x: {shape: []}"
     )
-    path = write(tmp_path, text)
+    path = write_spec(tmp_path, text)
     message = error(path, graphnet.ShapeError)
     assert message.startswith(f"{path}:5: nodes[0].inputs: node 'out' (dense): ")
     assert "at least one axis" in message
@@ -271,7 +264,7 @@ def test_add_of_two_shapes_names_both(tmp_path):
         "{name: sum, type: add, inputs: [x, y]}",
         "{name: out, type: dense, inputs: [sum], units: 1}",
     ]
-    path = write(tmp_path, spec_text(nodes))
+    path = write_spec(tmp_path, spec_text(nodes))
     message = error(path, graphnet.ShapeError)
     assert message.startswith(f"{path}:5: nodes[0].inputs: node 'sum' (add): ")
     assert message.endswith("input shapes: x [2], y [1]")
@@ -297,7 +290,7 @@ def test_add_of_two_shapes_names_both(tmp_path):
 )
 def test_wrong_number_of_inputs(tmp_path, node, loss, where, expected):
     """A node or loss given more or fewer inputs than it takes is an arity error, located."""
-    path = write(tmp_path, spec_text([node], loss))
+    path = write_spec(tmp_path, spec_text([node], loss))
     assert error(path) == f"{path}:{where}: {expected}"
 
 
@@ -339,7 +332,7 @@ def test_a_plugin_bug_in_output_shape_names_the_node(tmp_path, bad_shapes, sourc
         f"{{name: bad, type: bad_shapes_graph_test, inputs: [{source}]}}",
         "{name: out, type: dense, inputs: [bad], units: 1}",
     ]
-    path = write(tmp_path, spec_text(nodes))
+    path = write_spec(tmp_path, spec_text(nodes))
     message = error(path, graphnet.PluginFailure)
     assert message.startswith(f"{path}:5: nodes[0]: {expected}")
 
@@ -355,7 +348,7 @@ SPARE = [
 
 def test_node_reaching_no_loss_warns(tmp_path):
     """A node no loss depends on is never trained: that is a GraphnetWarning, located."""
-    path = write(tmp_path, spec_text(SPARE))
+    path = write_spec(tmp_path, spec_text(SPARE))
     with pytest.warns(graphnet.GraphnetWarning) as record:
         graphnet.load_spec(path)
     messages = [str(w.message) for w in record if issubclass(w.category, graphnet.GraphnetWarning)]
@@ -364,7 +357,7 @@ def test_node_reaching_no_loss_warns(tmp_path):
 
 def test_node_in_outputs_does_not_warn(tmp_path):
     """A node listed in `outputs` is wanted even without a loss: no warning."""
-    path = write(tmp_path, spec_text(SPARE, extra="outputs: [out, spare]\n"))
+    path = write_spec(tmp_path, spec_text(SPARE, extra="outputs: [out, spare]\n"))
     with warnings.catch_warnings():
         warnings.simplefilter("error", graphnet.GraphnetWarning)
         graphnet.load_spec(path)
@@ -372,8 +365,8 @@ def test_node_in_outputs_does_not_warn(tmp_path):
 
 def test_cli_prints_the_unused_node_warning(tmp_path):
     """`graphnet validate` prints `warning:` for a node that reaches no loss, and still succeeds."""
-    path = write(tmp_path, spec_text(SPARE))
-    result = CliRunner().invoke(cli, ["validate", str(path)])
+    path = write_spec(tmp_path, spec_text(SPARE))
+    result = invoke("validate", str(path))
     assert result.exit_code == 0, result.output
     assert f"warning: {path}:6: nodes[1]: node 'spare' reaches no loss" in result.stderr
     assert result.stdout.startswith("ok")
@@ -406,7 +399,7 @@ def test_a_ten_thousand_node_chain_validates(tmp_path):
 
     JSON is read by the YAML reader too (for the lines), so this covers both readers.
     """
-    graph = load_graph(write(tmp_path, json.dumps(chain(10_000)), "chain.json"))
+    graph = load_graph(write_spec(tmp_path, json.dumps(chain(10_000)), "chain.json"))
     spec = graph.spec
     assert len(graph.nodes) == 10_001
     assert [n.name for n in graph.nodes[:3]] == ["n0", "n1", "n2"]

@@ -7,40 +7,12 @@ session, built from a copy of the repository without git, build output or caches
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
+from conftest import BUILT_INS, SMALL_SPEC, InstalledGraphnet, rows
 
-if TYPE_CHECKING:
-    from conftest import InstalledGraphnet
-
-BUILT_INS = [
-    ("layer", "dense"),
-    ("layer", "relu"),
-    ("loss", "mse"),
-    ("optimizer", "sgd"),
-    ("data source", "synthetic"),
-    ("data source", "csv"),
-    ("data source", "npz"),
-    ("metric", "mae"),
-]
-
-BAD_SPEC = """\
-inputs:
-  x: {shape: [2]}
-  y: {shape: [1]}
-nodes:
-  - {name: hidden, type: dense, inputs: [x], units: 4}
-  - {name: out, type: dense, inputs: [hiden], units: 1}
-loss: {type: mse, inputs: [out, y]}
-"""
-
-
-def rows(table: str) -> list[list[str]]:
-    """The cells of a table printed by graphnet: columns are two or more spaces apart."""
-    return [re.split(r"\s{2,}", line.strip()) for line in table.splitlines() if line.strip()]
+BAD_SPEC = SMALL_SPEC.replace("inputs: [hidden]", "inputs: [hiden]")
 
 
 def seed(installed: InstalledGraphnet) -> Path:

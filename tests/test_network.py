@@ -13,10 +13,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-import yaml
+from conftest import built_in, write_spec
 
 import graphnet
-from graphnet.registry import get_registry
 
 EPS = 1e-6
 
@@ -50,18 +49,14 @@ def away_from_zero(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarr
     return rng.uniform(0.1, 1.0, shape) * rng.choice([-1.0, 1.0], shape)
 
 
-def write_spec(directory: Path, spec: dict[str, Any], name: str = "spec.yaml") -> Path:
-    path = directory / name
-    path.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
-    return path
-
-
 def slot_values(network: graphnet.Network, arrays: dict[str, np.ndarray]) -> list[Any]:
     """The value list ``Network.train_step`` takes: graph inputs by slot, nodes empty."""
-    values: list[Any] = [None] * len(network.slots)
-    for name, array in arrays.items():
-        values[network.slots[name]] = array
-    return values
+    return network.values(arrays, list(arrays))
+
+
+def train_plan(network: graphnet.Network) -> Any:
+    """The plan ``train_step`` runs: the one computing every loss's inputs."""
+    return network.plan([ref for loss in network.graph.losses for ref in loss.inputs])
 
 
 def relu(z: np.ndarray) -> np.ndarray:
@@ -80,7 +75,7 @@ def test_dense_gradients_match_finite_differences(x_shape, bias):
     """dense's backward gives d loss / d input, W and b as finite differences of its forward,
     including on inputs with a middle axis, where it acts on the last axis only."""
     rng = np.random.default_rng(1)
-    layer = get_registry().get("layer", "dense")({"units": 2, "bias": bias})
+    layer = built_in("layer", "dense")({"units": 2, "bias": bias})
     X = rng.standard_normal(x_shape)
     params = {"W": rng.standard_normal((x_shape[-1], 2))}
     if bias:
@@ -106,7 +101,7 @@ def test_relu_gradient_matches_finite_differences():
     """relu is max(x, 0) and passes the gradient where the input is positive, as finite
     differences show away from the kink at 0."""
     rng = np.random.default_rng(2)
-    layer = get_registry().get("layer", "relu")({})
+    layer = built_in("layer", "relu")({})
     X = away_from_zero(rng, (5, 2, 3))
     R = rng.standard_normal(X.shape)
     Y, cache = layer.forward({}, [X], True)
@@ -125,7 +120,7 @@ def test_mse_value_and_gradient(shape):
     """mse is mean((prediction - target)²) over all elements, and its gradient for the
     prediction (and for the target, if it gives one) matches finite differences."""
     rng = np.random.default_rng(3)
-    loss = get_registry().get("loss", "mse")({})
+    loss = built_in("loss", "mse")({})
     prediction, target = rng.standard_normal(shape), rng.standard_normal(shape)
     value, cache = loss.forward([prediction, target])
     assert float(value) == pytest.approx(np.mean((prediction - target) ** 2), rel=1e-14)
@@ -515,11 +510,11 @@ def test_compiled_passes_give_the_same_bits(tmp_path, monkeypatch):
     monkeypatch.setattr(plan_module, "COMPILE_AFTER", 10**9)
     looped_network = graphnet.build(graphnet.load_spec(path))
     looped = _steps(looped_network, arrays, 6)
-    assert not looped_network._train_plan.compiled
+    assert not train_plan(looped_network).compiled
     monkeypatch.setattr(plan_module, "COMPILE_AFTER", 3)  # compiled after its third step
     network = graphnet.build(graphnet.load_spec(path))
     compiled = _steps(network, arrays, 6)
-    assert network._train_plan.compiled
+    assert train_plan(network).compiled
     monkeypatch.setattr(plan_module, "COMPILE_NODES", 2000)  # compiled when built
     built = _steps(graphnet.build(graphnet.load_spec(path)), arrays, 6)
     assert all(np.array_equal(a[k], b[k]) for a, b in zip(compiled, built, strict=True) for k in a)
@@ -543,7 +538,7 @@ def test_compiled_passes_name_the_failing_node(tmp_path, monkeypatch):
         raise ValueError("boom")
 
     monkeypatch.setattr(relu_layer, "backward", broken)
-    network._train_plan.compile()
+    train_plan(network).compile()
     with pytest.raises(
         graphnet.PluginFailure, match=r"node 'r1' \(relu\): backward failed: ValueError: boom"
     ) as caught:

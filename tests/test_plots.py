@@ -12,12 +12,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-import yaml
-from click.testing import CliRunner
+from conftest import invoke, product_spec, write_spec
 
 import graphnet
 from graphnet import plots
-from graphnet.cli import cli
 from graphnet.errors import GraphnetWarning
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -32,31 +30,15 @@ def png_size(path: Path) -> tuple[int, int]:
     return width, height
 
 
-def write_spec(folder: Path, name: str = "tiny", **train: Any) -> Path:
-    spec = {
-        "name": name,
-        "data": {"source": "synthetic", "function": "product", "samples": 40, "validation": 0.25},
-        "inputs": {"x": {"shape": [2]}, "y": {"shape": [1]}},
-        "nodes": [
-            {"name": "hidden", "type": "dense", "inputs": ["x"], "units": 4},
-            {"name": "act", "type": "relu", "inputs": ["hidden"]},
-            {"name": "out", "type": "dense", "inputs": ["act"], "units": 1},
-        ],
-        "loss": {"type": "mse", "inputs": ["out", "y"]},
-        "train": {"epochs": 5, "optimizer": {"type": "sgd", "lr": 0.05}, **train},
-    }
-    path = folder / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(spec), encoding="utf-8")
-    return path
+def tiny_spec(folder: Path, name: str = "tiny", **train: Any) -> Path:
+    """A product-data spec (40 samples, a quarter held out, 5 epochs) as ``folder/NAME.yaml``."""
+    spec = product_spec(name, samples=40, validation=0.25, units=4, epochs=5, **train)
+    return write_spec(folder, spec, f"{name}.yaml")
 
 
 def train(folder: Path, run: str, **train: Any) -> Path:
-    graphnet.train(graphnet.load_spec(write_spec(folder, **train)), folder / run)
+    graphnet.train(graphnet.load_spec(tiny_spec(folder, **train)), folder / run)
     return folder / run
-
-
-def invoke(*args: str | Path) -> Any:
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 def legend(axes: Any) -> list[str]:
@@ -76,7 +58,7 @@ def test_every_run_draws_loss_png(tmp_path):
 def test_the_cli_run_draws_loss_png_too(tmp_path, monkeypatch):
     """`graphnet run` writes loss.png into the run folder."""
     monkeypatch.chdir(tmp_path)
-    result = invoke("run", write_spec(tmp_path), "--out", "run", "--quiet")
+    result = invoke("run", tiny_spec(tmp_path), "--out", "run", "--quiet")
     assert result.exit_code == 0, result.output
     png_size(tmp_path / "run" / "loss.png")
 
@@ -133,8 +115,7 @@ def test_a_diverged_run_draws_the_epochs_it_finished(tmp_path):
             "optimizer": {"type": "sgd", "lr": 30.0},
         },
     }
-    path = tmp_path / "diverges.yaml"
-    path.write_text(yaml.safe_dump(spec), encoding="utf-8")
+    path = write_spec(tmp_path, spec, "diverges.yaml")
     weights = {"out/W": np.full((2, 1), 0.5), "out/b": np.zeros(1)}
     with np.errstate(all="ignore"), pytest.raises(graphnet.TrainingError, match="diverged"):
         graphnet.train(graphnet.load_spec(path), tmp_path / "run", weights=weights)
@@ -152,7 +133,7 @@ def test_a_failed_drawing_warns_and_the_run_finishes(tmp_path, monkeypatch):
 
     monkeypatch.setattr(plots, "figure", broken)
     monkeypatch.chdir(tmp_path)
-    result = invoke("run", write_spec(tmp_path), "--out", "run", "--quiet")
+    result = invoke("run", tiny_spec(tmp_path), "--out", "run", "--quiet")
     assert result.exit_code == 0, result.output
     assert "warning: run: loss.png not drawn: RuntimeError: no fonts today" in result.stderr
     assert result.stdout.startswith("done: epoch 5")
@@ -167,7 +148,7 @@ def test_a_failed_drawing_warns_and_the_run_finishes(tmp_path, monkeypatch):
 def test_validate_and_import_do_not_load_matplotlib(tmp_path):
     """matplotlib is loaded only when a picture is drawn: not by `import graphnet`, not by
     `graphnet validate`."""
-    spec = write_spec(tmp_path)
+    spec = tiny_spec(tmp_path)
     code = (
         "import sys\n"
         "from click.testing import CliRunner\n"

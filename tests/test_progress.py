@@ -14,37 +14,18 @@ from typing import Any
 
 import numpy as np
 import pytest
-import yaml
-from click.testing import CliRunner
+from conftest import invoke, plain_env, product_spec, write_spec
 
 import graphnet
-from graphnet.cli import cli
 from graphnet.progress import LineReporter, LiveReporter, duration, reporter_for, summary
 from graphnet.trainer import Reporter
 
 
 def tiny_spec(folder: Path, samples: int = 8, validation: float = 0.0, **train: Any) -> Path:
     """A small product-data spec (dense 3 -> relu -> dense 1) written to ``folder/tiny.yaml``."""
-    spec = {
-        "name": "tiny",
-        "data": {
-            "source": "synthetic",
-            "function": "product",
-            "samples": samples,
-            "validation": validation,
-        },
-        "inputs": {"x": {"shape": [2]}, "y": {"shape": [1]}},
-        "nodes": [
-            {"name": "hidden", "type": "dense", "inputs": ["x"], "units": 3},
-            {"name": "act", "type": "relu", "inputs": ["hidden"]},
-            {"name": "out", "type": "dense", "inputs": ["act"], "units": 1},
-        ],
-        "loss": {"type": "mse", "inputs": ["out", "y"]},
-        "train": {"epochs": 3, "optimizer": {"type": "sgd", "lr": 0.05}, **train},
-    }
-    path = folder / "tiny.yaml"
-    path.write_text(yaml.safe_dump(spec), encoding="utf-8")
-    return path
+    return write_spec(
+        folder, product_spec(samples=samples, validation=validation, **train), "tiny.yaml"
+    )
 
 
 class Batches(Reporter):
@@ -109,7 +90,7 @@ def test_plain_lines_are_thinned_for_a_long_run(tmp_path, monkeypatch):
     spaced ones and the last, each with every column of metrics.csv, then the summary."""
     monkeypatch.chdir(tmp_path)
     spec = tiny_spec(tmp_path, epochs=10_000, checkpoint_every=1e9)
-    result = CliRunner().invoke(cli, ["run", str(spec), "--out", "run"])
+    result = invoke("run", str(spec), "--out", "run")
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()  # progress on stderr, the summary on stdout
     assert len(lines) <= 100
@@ -129,7 +110,7 @@ def test_plain_lines_name_validation_and_metrics(tmp_path, monkeypatch):
     names the final losses and metrics, the time taken and the run folder."""
     monkeypatch.chdir(tmp_path)
     spec = tiny_spec(tmp_path, samples=20, validation=0.25, epochs=2, metrics=["mae"])
-    result = CliRunner().invoke(cli, ["run", str(spec), "--out", "run"])
+    result = invoke("run", str(spec), "--out", "run")
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0].startswith("training 13 parameters on 15 samples (5 held out) for 2 epochs")
@@ -146,10 +127,8 @@ def test_a_resumed_run_prints_its_first_epoch(tmp_path, monkeypatch):
     """A resumed run's first line is the epoch it resumes at, whatever the spacing."""
     monkeypatch.chdir(tmp_path)
     spec = tiny_spec(tmp_path, epochs=7)
-    assert CliRunner().invoke(cli, ["run", str(spec), "--out", "run", "-q"]).exit_code == 0
-    result = CliRunner().invoke(
-        cli, ["run", str(spec), "--out", "run", "--set", "train.epochs=100", "--resume"]
-    )
+    assert invoke("run", str(spec), "--out", "run", "-q").exit_code == 0
+    result = invoke("run", str(spec), "--out", "run", "--set", "train.epochs=100", "--resume")
     assert result.exit_code == 0, result.output
     epochs = re.findall(r"^epoch +(\d+)/100", result.stderr, re.M)
     assert epochs == ["8", "10", "15", *[str(e) for e in range(20, 101, 5)]]
@@ -287,8 +266,7 @@ def test_live_progress_on_a_terminal(tmp_path):
     import pty
 
     spec = tiny_spec(tmp_path, samples=64, validation=0.25, epochs=3, batch_size=8)
-    env = {**os.environ, "COLUMNS": "200"}
-    env.pop("GRAPHNET_PLUGINS", None)
+    env = plain_env(COLUMNS="200")
     primary, secondary = pty.openpty()
     process = subprocess.Popen(
         [sys.executable, "-m", "graphnet", "run", str(spec), "--out", "run"],

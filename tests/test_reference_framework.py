@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import built_in
 
 import graphnet
-from graphnet.registry import get_registry
 
 torch = pytest.importorskip("torch")
 
@@ -117,7 +117,7 @@ def _steps(optimizer: Any, torch_optimizer: Any, steps: int = 8) -> None:
 
 def test_adam_matches_torch_optim_adam() -> None:
     """graphnet's adam follows torch.optim.Adam to 1e-7 over 8 steps, weight decay included."""
-    adam = get_registry().entries("optimizer")["adam"].cls
+    adam = built_in("optimizer", "adam")
     options = {"lr": 0.01, "beta1": 0.85, "beta2": 0.99, "eps": 1e-7, "weight_decay": 0.05}
     _steps(
         adam(options),
@@ -128,7 +128,7 @@ def test_adam_matches_torch_optim_adam() -> None:
 @pytest.mark.parametrize("nesterov", [False, True])
 def test_sgd_matches_torch_optim_sgd(nesterov: bool) -> None:
     """graphnet's sgd (momentum, Nesterov, weight decay) follows torch.optim.SGD over 8 steps."""
-    sgd = get_registry().entries("optimizer")["sgd"].cls
+    sgd = built_in("optimizer", "sgd")
     options = {"lr": 0.05, "momentum": 0.9, "nesterov": nesterov, "weight_decay": 0.01}
     _steps(
         sgd(options),

@@ -27,14 +27,10 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
-from click.testing import CliRunner, Result
+from conftest import SEED, SMALL_SPEC, assert_same_bits, invoke, plain_env, read_npz, small_data
 
 import graphnet
 from graphnet import files
-from graphnet.cli import cli
-
-ROOT = Path(__file__).resolve().parents[1]
-SEED = ROOT / "specs" / "seed.yaml"
 
 # Shuffled mini-batches, dropout, momentum and a validation split: every source of state that a
 # resumed run must restore (the training RNG, the optimizer's buffers).
@@ -60,30 +56,12 @@ STATEFUL = {
 }
 
 
-def invoke(*args: str | Path) -> Result:
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def read_npz(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as archive:
-        return {key: archive[key] for key in archive.files}
-
-
 def metrics_epochs(run: Path) -> list[int]:
     with (run / "metrics.csv").open(newline="", encoding="utf-8") as file:
         return [int(row["epoch"]) for row in csv.DictReader(file)]
 
 
-def assert_same_bits(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> None:
-    assert a.keys() == b.keys()
-    for key in a:
-        assert a[key].dtype == b[key].dtype, key
-        assert a[key].tobytes() == b[key].tobytes(), key
-
-
-@pytest.fixture(autouse=True)
-def no_env_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("GRAPHNET_PLUGINS", raising=False)
+pytestmark = pytest.mark.usefixtures("no_env_plugins")
 
 
 # -- SIGINT and SIGTERM ------------------------------------------------------------------------
@@ -130,7 +108,7 @@ def test_a_signal_stops_the_run_and_resume_gives_the_same_bits(
         spec.write_text(yaml.safe_dump(STATEFUL, sort_keys=False), encoding="utf-8")
     run = tmp_path / "run"
     endless = ["--set", "train.epochs=100000", "--set", "train.checkpoint_every=0"]
-    env = {k: v for k, v in os.environ.items() if k != "GRAPHNET_PLUGINS"}
+    env = plain_env()
     process = subprocess.Popen(
         [sys.executable, "-m", "graphnet", "run", str(spec), *endless, "--out", str(run), "-q"],
         cwd=tmp_path,
@@ -313,14 +291,7 @@ def test_yaml_and_json_forms_of_a_spec_give_the_same_bits(tmp_path: Path) -> Non
 
 # -- safety ----------------------------------------------------------------------------------
 
-GOOD = """\
-inputs:
-  x: {shape: [2]}
-  y: {shape: [1]}
-nodes:
-  - {name: out, type: dense, inputs: [x], units: 1}
-loss: {type: mse, inputs: [out, y]}
-"""
+GOOD = SMALL_SPEC
 
 
 @pytest.mark.parametrize(
@@ -405,13 +376,13 @@ def test_a_module_path_as_type_is_an_unknown_type_and_imports_nothing(tmp_path: 
     spec = tmp_path / "spec.yaml"
     cases = [
         (GOOD.replace("type: dense", f"type: {module}.Chunk"), "5: nodes[0].type", "layer"),
-        (GOOD.replace("type: mse", "type: os.system"), "6: loss[0].type", "loss"),
+        (GOOD.replace("type: mse", "type: os.system"), "7: loss[0].type", "loss"),
         (
             GOOD + f"train: {{optimizer: {{type: {module}}}}}\n",
-            "7: train.optimizer.type",
+            "8: train.optimizer.type",
             "optimizer",
         ),
-        (GOOD + f"train: {{metrics: [{module}.open]}}\n", "7: train.metrics[0]", "metric"),
+        (GOOD + f"train: {{metrics: [{module}.open]}}\n", "8: train.metrics[0]", "metric"),
         (f"data: {{source: {module}}}\n" + GOOD, "1: data.source", "data source"),
     ]
     before = set(sys.modules)
@@ -425,11 +396,6 @@ def test_a_module_path_as_type_is_an_unknown_type_and_imports_nothing(tmp_path: 
 
 
 # -- scale -----------------------------------------------------------------------------------
-
-
-def small_data(directory: Path, n: int = 8) -> None:
-    rng = np.random.default_rng(0)
-    np.savez(directory / "data.npz", x=rng.random((n, 2)), y=rng.random((n, 1)))
 
 
 def test_a_ten_thousand_node_chain_validates_and_trains(tmp_path: Path) -> None:

@@ -17,17 +17,12 @@ from typing import Any
 
 import jsonschema
 import pytest
-from click.testing import CliRunner, Result
+from conftest import SEED, SHIPPED_SPECS, invoke
 
 import graphnet
-from graphnet.cli import cli
 from graphnet.registry import get_registry
 from graphnet.schema import spec_schema
 from graphnet.specfile import read
-
-ROOT = Path(__file__).resolve().parents[1]
-SPECS = sorted((ROOT / "specs").glob("*.yaml"))
-SEED = ROOT / "specs" / "seed.yaml"
 
 PLUGIN = '''
 from typing import Literal
@@ -60,10 +55,6 @@ def graphnet_layers():
 '''
 
 
-def invoke(*args: str | Path) -> Result:
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
 @pytest.fixture(scope="module")
 def validator() -> jsonschema.Draft202012Validator:
     schema = spec_schema(get_registry())
@@ -90,7 +81,7 @@ def test_the_schema_is_valid_draft_2020_12_json():
     assert schema == spec_schema(get_registry())
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=[p.stem for p in SPECS])
+@pytest.mark.parametrize("spec", SHIPPED_SPECS, ids=[p.stem for p in SHIPPED_SPECS])
 def test_every_spec_validates(validator, spec):
     """Every example spec in specs/ is valid against the schema."""
     data, _ = read(spec)

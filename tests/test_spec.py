@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+from conftest import write_spec
 
 import graphnet
 from graphnet.api import load_graph
@@ -48,12 +49,6 @@ SPEC_DATA: dict[str, Any] = {
 }
 
 
-def write(directory: Path, text: str, name: str = "spec.yaml") -> Path:
-    path = directory / name
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
 def edited(old: str, new: str) -> str:
     """``SPEC`` with one exact piece replaced (the piece must be there)."""
     assert SPEC.count(old) == 1, old
@@ -73,8 +68,10 @@ def spec_error(path: Path, overrides: Any = None) -> str:
 def test_yaml_and_json_forms_resolve_to_the_same_spec(tmp_path):
     """A spec can be written as YAML or JSON: both load to the same resolved spec."""
     assert yaml.safe_load(SPEC) == SPEC_DATA  # the two forms below really say the same
-    from_yaml = graphnet.load_spec(write(tmp_path, SPEC, "spec.yaml"))
-    from_json = graphnet.load_spec(write(tmp_path, json.dumps(SPEC_DATA, indent=2), "spec.json"))
+    from_yaml = graphnet.load_spec(write_spec(tmp_path, SPEC, "spec.yaml"))
+    from_json = graphnet.load_spec(
+        write_spec(tmp_path, json.dumps(SPEC_DATA, indent=2), "spec.json")
+    )
     assert from_yaml.to_dict() == from_json.to_dict()
     assert from_json.to_dict()["nodes"][0]["units"] == 5
 
@@ -83,7 +80,7 @@ def test_json_spec_errors_carry_lines_too(tmp_path):
     """A JSON spec's errors name the line of the offending value, as a YAML spec's do."""
     data = json.loads(json.dumps(SPEC_DATA))
     data["train"]["epochs"] = -1
-    path = write(tmp_path, json.dumps(data, indent=2), "spec.json")
+    path = write_spec(tmp_path, json.dumps(data, indent=2), "spec.json")
     text = json.dumps(data, indent=2).splitlines()
     line = next(i for i, row in enumerate(text, 1) if '"epochs": -1' in row)
     assert spec_error(path).startswith(f"{path}:{line}: train.epochs: ")
@@ -92,7 +89,7 @@ def test_json_spec_errors_carry_lines_too(tmp_path):
 def test_resolved_spec_fills_in_defaults(tmp_path):
     """Left-out values are filled in: name from the file, seed 0, float64 and plugin defaults."""
     text = edited("name: net\n", "").replace("  epochs: 2\n", "")
-    resolved = graphnet.load_spec(write(tmp_path, text, "my-net.yaml")).to_dict()
+    resolved = graphnet.load_spec(write_spec(tmp_path, text, "my-net.yaml")).to_dict()
     assert resolved["name"] == "my-net"
     assert resolved["seed"] == 0
     assert resolved["dtype"] == "float64"
@@ -113,7 +110,7 @@ def test_resolved_spec_fills_in_defaults(tmp_path):
 def test_a_single_input_name_may_be_written_without_a_list(tmp_path):
     """`inputs: x` means `inputs: [x]`; `outputs: out` means `outputs: [out]`."""
     text = edited("inputs: [x], units: 5", "inputs: x, units: 5") + "outputs: out\n"
-    resolved = graphnet.load_spec(write(tmp_path, text)).to_dict()
+    resolved = graphnet.load_spec(write_spec(tmp_path, text)).to_dict()
     assert resolved["nodes"][0]["inputs"] == ["x"]
     assert resolved["outputs"] == ["out"]
 
@@ -130,7 +127,7 @@ def test_type_names_are_case_insensitive(tmp_path, layer, activation, loss, opti
         .replace("type: mse", f"type: {loss}")
         .replace("type: sgd", f"type: {optimizer}")
     )
-    resolved = graphnet.load_spec(write(tmp_path, text)).to_dict()
+    resolved = graphnet.load_spec(write_spec(tmp_path, text)).to_dict()
     assert [node["type"] for node in resolved["nodes"]] == ["dense", "relu", "dense"]
     assert resolved["loss"][0]["type"] == "mse"
     assert resolved["train"]["optimizer"]["type"] == "sgd"
@@ -138,7 +135,7 @@ def test_type_names_are_case_insensitive(tmp_path, layer, activation, loss, opti
 
 def test_scientific_notation_is_a_number(tmp_path):
     """`lr: 1e-4` is the number 0.0001 (YAML 1.2), not the string '1e-4'."""
-    spec = graphnet.load_spec(write(tmp_path, edited("lr: 0.05", "lr: 1e-4")))
+    spec = graphnet.load_spec(write_spec(tmp_path, edited("lr: 0.05", "lr: 1e-4")))
     assert spec.to_dict()["train"]["optimizer"]["lr"] == 1e-4
 
 
@@ -185,7 +182,7 @@ def test_scientific_notation_is_a_number(tmp_path):
 )
 def test_unknown_keys_are_rejected_at_every_level(tmp_path, old, new, where, expected):
     """A misspelt key is an error naming file:line, its spec path and the key it resembles."""
-    path = write(tmp_path, edited(old, new))
+    path = write_spec(tmp_path, edited(old, new))
     message = spec_error(path)
     assert message.startswith(f"{path}:{where}: ")
     assert expected in message
@@ -193,7 +190,7 @@ def test_unknown_keys_are_rejected_at_every_level(tmp_path, old, new, where, exp
 
 def test_unknown_node_option_lists_the_plugins_options(tmp_path):
     """An option the layer does not take is named along with the options it does take."""
-    message = spec_error(write(tmp_path, edited("type: relu,", "type: relu, units: 3,")))
+    message = spec_error(write_spec(tmp_path, edited("type: relu,", "type: relu, units: 3,")))
     assert "nodes[1].units: unknown option 'units' for layer type 'relu'" in message
     assert "its options: none" in message
 
@@ -210,7 +207,7 @@ def test_unknown_node_option_lists_the_plugins_options(tmp_path):
 )
 def test_missing_keys_are_named(tmp_path, old, new, where, expected):
     """A required key that is left out is named with the section that lacks it."""
-    path = write(tmp_path, edited(old, new))
+    path = write_spec(tmp_path, edited(old, new))
     message = spec_error(path)
     assert message.startswith(f"{path}:{where}: ")
     assert expected in message
@@ -218,7 +215,7 @@ def test_missing_keys_are_named(tmp_path, old, new, where, expected):
 
 def test_missing_top_level_section_is_named(tmp_path):
     """A spec without `nodes` says so (and spots `node` as the likely typo)."""
-    message = spec_error(write(tmp_path, SPEC.replace("nodes:", "node:")))
+    message = spec_error(write_spec(tmp_path, SPEC.replace("nodes:", "node:")))
     assert "missing required key 'nodes' (you wrote 'node'" in message
     assert "unknown key 'node' (did you mean 'nodes'?)" in message
 
@@ -238,7 +235,7 @@ def test_missing_top_level_section_is_named(tmp_path):
 )
 def test_types_are_strict(tmp_path, old, new, where, expected):
     """Values are not coerced: `units: true` or `units: "5"` is an error, not 1 or 5."""
-    path = write(tmp_path, edited(old, new))
+    path = write_spec(tmp_path, edited(old, new))
     message = spec_error(path)
     assert message.startswith(f"{path}:{where}: ")
     assert expected in message
@@ -262,7 +259,7 @@ def test_types_are_strict(tmp_path, old, new, where, expected):
 )
 def test_out_of_range_values_are_rejected(tmp_path, old, new, where, expected):
     """Negative sizes, a negative learning rate or an unknown choice are located errors."""
-    path = write(tmp_path, edited(old, new))
+    path = write_spec(tmp_path, edited(old, new))
     message = spec_error(path)
     assert message.startswith(f"{path}:{where}: ")
     assert expected in message
@@ -279,7 +276,7 @@ def test_out_of_range_values_are_rejected(tmp_path, old, new, where, expected):
 )
 def test_bad_names_are_rejected(tmp_path, old, new, where, bad):
     """Node and input names are identifiers (letters, digits, '_', '-'); the rule is stated."""
-    path = write(tmp_path, edited(old, new))
+    path = write_spec(tmp_path, edited(old, new))
     message = spec_error(path)
     assert f"{where}" in message
     assert f"{bad} is not a valid name: a name starts with a letter or '_'" in message
@@ -287,7 +284,7 @@ def test_bad_names_are_rejected(tmp_path, old, new, where, bad):
 
 def test_several_errors_are_reported_together(tmp_path):
     """Structural errors are all reported at once, each on its own located line."""
-    path = write(tmp_path, edited("  epochs: 2\n", "  epochs: -1\n  batch_size: 0\n"))
+    path = write_spec(tmp_path, edited("  epochs: 2\n", "  epochs: -1\n  batch_size: 0\n"))
     lines = spec_error(path).splitlines()
     assert lines[0].startswith(f"{path}:12: train.epochs: ")
     assert lines[1].startswith(f"{path}:13: train.batch_size: ")
@@ -307,7 +304,7 @@ def test_several_errors_are_reported_together(tmp_path):
 )
 def test_duplicate_yaml_keys_are_rejected_with_the_line(tmp_path, text, line, key):
     """A key given twice is an error (YAML would silently keep the last one)."""
-    path = write(tmp_path, text)
+    path = write_spec(tmp_path, text)
     message = spec_error(path)
     assert message.startswith(f"{path}:{line}: {key}: duplicate key")
     assert "first given on line" in message
@@ -316,7 +313,7 @@ def test_duplicate_yaml_keys_are_rejected_with_the_line(tmp_path, text, line, ke
 def test_duplicate_json_keys_are_rejected_with_the_line(tmp_path):
     """JSON's silent last-one-wins for a repeated key is an error too, with the line."""
     text = '{\n  "name": "a",\n  "seed": 1,\n  "name": "b"\n}\n'
-    path = write(tmp_path, text, "spec.json")
+    path = write_spec(tmp_path, text, "spec.json")
     message = spec_error(path)
     assert "duplicate key 'name'" in message
     assert message.startswith(f"{path}:4")
@@ -334,7 +331,7 @@ def test_duplicate_json_keys_are_rejected_with_the_line(tmp_path):
 )
 def test_malformed_yaml_gives_line_and_column(tmp_path, old, new, position):
     """YAML that does not parse is reported at file:line:column, never as a traceback."""
-    path = write(tmp_path, edited(old, new))
+    path = write_spec(tmp_path, edited(old, new))
     message = spec_error(path)
     assert "not valid YAML" in message
     location = message.split(": not valid YAML")[0]
@@ -348,7 +345,7 @@ def test_malformed_json_gives_line_and_column(tmp_path):
     """JSON that does not parse is reported at file:line:column."""
     text = json.dumps(SPEC_DATA, indent=2).replace('"units": 5', '"units" 5')
     line = next(i for i, row in enumerate(text.splitlines(), 1) if '"units" 5' in row)
-    path = write(tmp_path, text, "spec.json")
+    path = write_spec(tmp_path, text, "spec.json")
     message = spec_error(path)
     assert message.startswith(f"{path}:{line}:")
     assert "not valid JSON: Expecting ':' delimiter" in message
@@ -364,7 +361,7 @@ def test_malformed_json_gives_line_and_column(tmp_path):
 )
 def test_json_trailing_comma_is_an_error_with_its_line(tmp_path, text, position, bracket):
     """A trailing comma in a .json spec is an error pointing at the comma itself."""
-    path = write(tmp_path, text, "spec.json")
+    path = write_spec(tmp_path, text, "spec.json")
     assert (
         spec_error(path) == f"{path}:{position}: not valid JSON: trailing comma before '{bracket}'"
     )
@@ -372,14 +369,14 @@ def test_json_trailing_comma_is_an_error_with_its_line(tmp_path, text, position,
 
 def test_json_is_strict_about_nan(tmp_path):
     """A .json spec is read by a strict JSON parser: NaN is not JSON."""
-    path = write(tmp_path, '{"seed": NaN}', "spec.json")
+    path = write_spec(tmp_path, '{"seed": NaN}', "spec.json")
     assert "NaN is not valid JSON" in spec_error(path)
 
 
 @pytest.mark.parametrize("text", ["", "\n  \n", "# only a comment\n", "null\n"])
 def test_empty_spec_file(tmp_path, text):
     """An empty file (or only comments) says it is empty."""
-    path = write(tmp_path, text)
+    path = write_spec(tmp_path, text)
     assert spec_error(path).startswith(f"{path}: the spec file is empty")
 
 
@@ -393,7 +390,7 @@ def test_empty_spec_file(tmp_path, text):
 )
 def test_spec_must_be_a_mapping(tmp_path, name, text, kind):
     """A file that holds a list (or a scalar) instead of a mapping is rejected as such."""
-    path = write(tmp_path, text, name)
+    path = write_spec(tmp_path, text, name)
     message = spec_error(path)
     assert message.startswith(f"{path}:1: a spec must be a mapping")
     assert message.endswith(f"not {kind}")
@@ -413,7 +410,7 @@ def test_spec_must_be_a_mapping(tmp_path, name, text, kind):
 def test_python_tags_are_rejected_and_run_nothing(tmp_path, text):
     """Loading a spec never runs code: Python tags are an error and the command never runs."""
     marker = tmp_path / "marker"
-    path = write(tmp_path, text.replace("{marker}", str(marker)))
+    path = write_spec(tmp_path, text.replace("{marker}", str(marker)))
     message = spec_error(path)
     assert "not valid YAML: could not determine a constructor for the tag" in message
     assert message.startswith(f"{path}:")
@@ -443,7 +440,9 @@ def test_spec_file_that_is_not_utf8(tmp_path):
 
 def test_set_overrides_values_by_dotted_path(tmp_path):
     """`--set train.optimizer.lr=0.1` replaces that value before validation."""
-    spec = graphnet.load_spec(write(tmp_path, SPEC), ["train.optimizer.lr=0.1", "train.epochs=7"])
+    spec = graphnet.load_spec(
+        write_spec(tmp_path, SPEC), ["train.optimizer.lr=0.1", "train.epochs=7"]
+    )
     resolved = spec.to_dict()
     assert resolved["train"]["optimizer"]["lr"] == 0.1
     assert resolved["train"]["epochs"] == 7
@@ -452,7 +451,7 @@ def test_set_overrides_values_by_dotted_path(tmp_path):
 def test_set_addresses_nodes_by_name(tmp_path):
     """`--set nodes.hidden.units=8` changes the node named hidden, wherever it is in the list."""
     overrides = ["nodes.out.units=3", "nodes.hidden.units=8", "inputs.y.shape=[3]"]
-    graph = load_graph(write(tmp_path, SPEC), overrides)
+    graph = load_graph(write_spec(tmp_path, SPEC), overrides)
     nodes = graph.spec.to_dict()["nodes"]
     assert (nodes[0]["units"], nodes[2]["units"]) == (8, 3)
     assert graph.shapes["out"] == (3,)
@@ -460,7 +459,7 @@ def test_set_addresses_nodes_by_name(tmp_path):
 
 def test_set_addresses_list_items_by_index(tmp_path):
     """A list item can also be addressed by its index: `--set nodes.0.units=4`."""
-    spec = graphnet.load_spec(write(tmp_path, SPEC), ["nodes.0.units=4"])
+    spec = graphnet.load_spec(write_spec(tmp_path, SPEC), ["nodes.0.units=4"])
     assert spec.to_dict()["nodes"][0]["units"] == 4
 
 
@@ -479,7 +478,7 @@ def test_set_addresses_list_items_by_index(tmp_path):
 )
 def test_set_value_is_read_as_a_yaml_scalar(tmp_path, item, key, value):
     """The text after `=` is read as YAML: numbers, booleans and null become what they say."""
-    train = graphnet.load_spec(write(tmp_path, SPEC), [item]).to_dict()["train"]
+    train = graphnet.load_spec(write_spec(tmp_path, SPEC), [item]).to_dict()["train"]
     actual = train["optimizer"][key] if key == "lr" else train[key]
     assert actual == value
     assert type(actual) is type(value)
@@ -488,13 +487,15 @@ def test_set_value_is_read_as_a_yaml_scalar(tmp_path, item, key, value):
 def test_set_fills_a_section_the_file_leaves_out(tmp_path):
     """`--set train.epochs=3` works on a spec that has no `train:` section at all."""
     text = SPEC.split("train:")[0]
-    spec = graphnet.load_spec(write(tmp_path, text), ["train.epochs=3"])
+    spec = graphnet.load_spec(write_spec(tmp_path, text), ["train.epochs=3"])
     assert spec.train.epochs == 3
 
 
 def test_overrides_accept_a_mapping_in_python(tmp_path):
     """`load_spec(path, {"train.epochs": 3})` is the Python form of `--set`."""
-    spec = graphnet.load_spec(write(tmp_path, SPEC), {"train.epochs": 3, "nodes.hidden.units": 8})
+    spec = graphnet.load_spec(
+        write_spec(tmp_path, SPEC), {"train.epochs": 3, "nodes.hidden.units": 8}
+    )
     assert spec.train.epochs == 3
     assert spec.to_dict()["nodes"][0]["units"] == 8
     assert spec.where(("train", "epochs")) == "--set train.epochs=3: train.epochs"
@@ -532,6 +533,6 @@ def test_overrides_accept_a_mapping_in_python(tmp_path):
 )
 def test_set_errors_name_the_override(tmp_path, item, expected):
     """A bad `--set` is located at `--set KEY=VALUE`, not at a line of the file."""
-    message = spec_error(write(tmp_path, SPEC), [item])
+    message = spec_error(write_spec(tmp_path, SPEC), [item])
     assert message.startswith(expected)
     assert "spec.yaml:" not in message

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
+from conftest import assert_same_bits, write_spec
 
 import graphnet
 
@@ -40,12 +41,6 @@ def seed_spec(**train: Any) -> dict[str, Any]:
             **train,
         },
     }
-
-
-def write_spec(directory: Path, spec: dict[str, Any], name: str = "spec.yaml") -> Path:
-    path = directory / name
-    path.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
-    return path
 
 
 def product_data(directory: Path, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -77,13 +72,6 @@ def read_metrics(run_dir: Path) -> tuple[list[str], list[list[str]]]:
     with (run_dir / "metrics.csv").open(newline="", encoding="utf-8") as file:
         rows = list(csv.reader(file))
     return rows[0], rows[1:]
-
-
-def assert_same_bits(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> None:
-    assert a.keys() == b.keys()
-    for key in a:
-        assert a[key].dtype == b[key].dtype, key
-        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
 
 
 # -- the notebook's hand-written passes, copied ----------------------------------------------

@@ -15,13 +15,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from click.testing import CliRunner, Result
+from conftest import SEED, invoke
 
 import graphnet
-from graphnet.cli import cli
 
-ROOT = Path(__file__).resolve().parents[1]
-SEED = ROOT / "specs" / "seed.yaml"
 OVERRIDES = [
     "train.epochs=3",
     "nodes.hidden.units=8",
@@ -29,10 +26,6 @@ OVERRIDES = [
     "train.metrics=[mae]",
     "nodes.out.inputs=act",
 ]
-
-
-def invoke(*args: str | Path) -> Result:
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 def with_sets(*items: str) -> list[str]:
@@ -108,9 +101,7 @@ def test_json_specs_print_as_yaml_too(tmp_path):
 
 def test_a_bad_override_prints_no_spec():
     """An invalid spec is an error (exit 2) and nothing is printed on stdout."""
-    result = CliRunner().invoke(
-        cli, ["validate", str(SEED), "--print", "--set", "nodes.hidden.units=0"]
-    )
+    result = invoke("validate", str(SEED), "--print", "--set", "nodes.hidden.units=0")
     assert result.exit_code == 2
     assert "--set nodes.hidden.units=0: nodes[0].units" in result.output
     assert result.stdout == ""
