@@ -89,8 +89,9 @@ def test_loss_conforms(cls: Any, options: dict[str, Any], shapes: list[Any], inp
 
 
 def test_every_kind_is_in_the_table() -> None:
-    """The five kinds of plugin each have built-ins, and a test below covers each kind."""
-    assert set(KINDS) == {"layer", "loss", "optimizer", "data source", "metric"}
+    """Every kind of plugin has built-ins, and a test covers each kind (below; schedules in
+    tests/test_testing_kit.py, through check_schedule)."""
+    assert set(KINDS) == {"layer", "loss", "optimizer", "data source", "metric", "schedule"}
     for kind in KINDS:
         assert built_ins(kind), kind
 
@@ -255,6 +256,7 @@ METRIC_BATCHES: list[MetricExample] = [
     (_m.standard_normal((1, 2)).astype(np.float32), np.eye(2, dtype=np.float32)[[1]]),  # float32
 ]
 METRIC_EXAMPLES: dict[str, list[MetricExample]] = {
+    "auc": METRIC_BATCHES[:1],  # binary ROC AUC: one logit against 0/1 targets only
     "accuracy": [
         *METRIC_BATCHES,
         (_m.standard_normal((5, 4)), np.array([[0], [3], [1], [2], [2]])),

@@ -139,7 +139,7 @@ def test_progress_goes_to_stderr_and_the_summary_to_stdout(tmp_path, monkeypatch
     line is on standard error; standard output holds only the `done:` line."""
     monkeypatch.chdir(tmp_path)
     spec = tiny_spec(tmp_path, epochs=3)
-    result = CliRunner().invoke(cli, ["run", str(spec), "--out", "run"])
+    result = invoke("run", str(spec), "--out", "run")
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [result.output.splitlines()[-1]]
     assert result.stdout.startswith("done: epoch 3")
