@@ -60,14 +60,17 @@ class RunFolder:
         return self.file(SPEC).is_file() and self.file(CHECKPOINT).is_file()
 
     @contextmanager
-    def open(self, resume: bool, named_by: str = "--out") -> Iterator[None]:
+    def open(
+        self, resume: bool, named_by: str = "--out", resume_by: str = "--resume"
+    ) -> Iterator[None]:
         """Create the folder and hold its lock while the block runs; refuse a folder that holds
         anything unless resuming, and, resuming, one that holds something but a run.
 
-        ``named_by`` says where the folder's name came from, for messages."""
+        ``named_by`` says where the folder's name came from and ``resume_by`` how to resume,
+        for messages (a command-line flag, or an argument of the Python API)."""
         if self.path.exists() and not self.path.is_dir():
             raise SpecError(f"{named_by}: the run folder is a file, not a folder", str(self.path))
-        self._check(resume, named_by)
+        self._check(resume, named_by, resume_by)
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -75,15 +78,18 @@ class RunFolder:
                 f"cannot create the run folder: {error.strerror}", str(self.path)
             ) from None
         with self._locked():
-            self._check(resume, named_by)  # again: another run may have written it meanwhile
+            self._check(
+                resume, named_by, resume_by
+            )  # again: another run may have written it meanwhile
             yield
 
-    def _check(self, resume: bool, named_by: str) -> None:
+    def _check(self, resume: bool, named_by: str, resume_by: str) -> None:
         if not self.holds_run():
             return
         if not resume:
             raise SpecError(
-                f"{named_by}: the folder holds another run; choose another folder, or resume it",
+                f"{named_by}: the folder holds another run; choose another folder, or add "
+                f"{resume_by} to continue it",
                 str(self.path),
             )
         if not self.file(SPEC).is_file():

@@ -145,11 +145,17 @@ def _parse_override(item: str) -> tuple[str, Any, str]:
         raise SpecError(f"--set takes KEY=VALUE, e.g. train.epochs=10; got {excerpt(item)}")
     origin = _origin(item)
     # read as a document of its own, with the limits that protect spec files (aliases, depth)
-    value, _ = (
-        parse_yaml(text, f"--set {origin}", max_copies=SET_VALUE_COPIES)
-        if text.strip()
-        else (None, {})
-    )
+    try:
+        value, _ = (
+            parse_yaml(text, f"--set {origin}", max_copies=SET_VALUE_COPIES)
+            if text.strip()
+            else (None, {})
+        )
+    except SpecError as error:
+        problem = error.message.removeprefix("not valid YAML: ").split(": ")[-1]
+        raise SpecError(
+            f"--set {origin}: the value is not a valid YAML scalar ({problem})"
+        ) from None
     return key.strip(), value, origin
 
 

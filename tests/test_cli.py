@@ -191,9 +191,9 @@ def test_run_resume_continues_the_run(specs):
     assert run_seed(out, "--quiet").exit_code == 0
     result = invoke("run", SEED, "--set", "train.epochs=5", "--out", out, "--resume")
     assert result.exit_code == 0, result.output
-    assert "resuming at epoch 4" in result.stdout
-    assert "epoch 4/5" in result.stdout
-    assert "epoch 1/5" not in result.stdout
+    assert "resuming at epoch 4" in result.stderr  # progress goes to stderr
+    assert "epoch 4/5" in result.stderr
+    assert "epoch 1/5" not in result.stderr
     assert result.stdout.splitlines()[-1].startswith("done: epoch 5")
     epochs = [line.split(",")[0] for line in (out / "metrics.csv").read_text().splitlines()[1:]]
     assert epochs == ["1", "2", "3", "4", "5"]
