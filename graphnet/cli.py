@@ -247,6 +247,10 @@ def graph(spec: Path, fmt: str | None, output: Path | None, overrides: Sequence[
     from graphnet.drawing import choose_format, draw
 
     choose_format(fmt, output)  # a bad --format or --output fails before the spec is read
+    if output is not None:
+        from graphnet.runfolder import refuse_run_file
+
+        refuse_run_file(output, "--output")
     text = draw(load_graph(spec, overrides, plugins=_plugins()), fmt, output)
     if text is not None:
         click.echo(text, nl=False)
@@ -362,15 +366,21 @@ def gradcheck(spec: Path, overrides: Sequence[str], samples: int) -> None:
     "--output",
     "-o",
     type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("loss.png"),
-    show_default=True,
-    help="The picture to write (.png, .svg, .pdf, ...).",
+    help="The picture to write (.png, .svg, .pdf, ...); default loss.png, never over an existing one.",
 )
 @common_options
-def plot(run_dirs: Sequence[Path], output: Path) -> None:
+def plot(run_dirs: Sequence[Path], output: Path | None) -> None:
     """Loss curves of one or more runs in one picture, each run in its own colour."""
     from graphnet.plots import compare
+    from graphnet.runfolder import refuse_run_file
 
+    if output is None:
+        output = Path("loss.png")
+        if output.exists():
+            raise GraphnetError(
+                "loss.png exists here already; name the picture with --output", str(output)
+            )
+    refuse_run_file(output, "--output")
     click.echo(f"wrote {compare(run_dirs, output)}")
 
 

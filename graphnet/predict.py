@@ -26,6 +26,7 @@ from graphnet.files import write_output
 from graphnet.graph import ancestors
 from graphnet.network import Network
 from graphnet.npzfile import npz_bytes, read_npz_inputs
+from graphnet.runfolder import refuse_run_file
 from graphnet.spec import Spec
 
 FORMATS = {".csv": "csv", ".npz": "npz"}
@@ -121,8 +122,12 @@ def prepare(
         raise DataError("--output is the input file; write the predictions elsewhere", str(output))
     if not Path(run_dir).is_dir():
         raise DataError("run folder not found", str(run_dir))
-    if not source.is_file():
+    if not source.exists():
         raise DataError("input file not found", str(source))
+    if not source.is_file():
+        raise DataError("not a regular file: give a CSV or NPZ file of inputs", str(source))
+    if output is not None:
+        refuse_run_file(output, "--output")
     return source, output
 
 

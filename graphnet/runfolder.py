@@ -29,6 +29,20 @@ METRICS = "metrics.csv"
 LOCK = ".graphnet.lock"
 
 
+RUN_FILES = (SPEC, WEIGHTS, CHECKPOINT, METRICS, "loss.png", "results.json", "best.npz")
+
+
+def refuse_run_file(path: Path, named_by: str) -> None:
+    """Refuse to write ``path`` (an output a command was asked for) over a file of a run
+    folder: a run's own files, or any file already in a run folder."""
+    folder = RunFolder(path.parent)
+    if folder.file(SPEC).is_file() and (path.name in RUN_FILES or path.exists()):
+        raise DataError(
+            f"{named_by}: {path.name} is a file of the run in {path.parent}; write elsewhere",
+            str(path),
+        )
+
+
 def default_folder(name: str, resume: bool, root: Path = Path("runs")) -> Path:
     """``runs/<name>``, or when that holds a run already the next free ``runs/<name>-<k>``.
 

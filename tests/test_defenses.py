@@ -372,3 +372,45 @@ def test_the_resume_command_repeats_every_plugin_and_set(tmp_path, monkeypatch):
     assert result.exit_code == 130, result.output
     (line,) = [line for line in result.output.splitlines() if line.startswith("to continue:")]
     assert f"--plugin {plugin}" in line and "--set seed=3" in line and line.endswith("--resume")
+
+
+def test_no_command_writes_over_a_run_folders_files(tmp_path, monkeypatch):
+    """`predict --output RUN/weights.npz`, `plot --output RUN/loss.png` and `graph --output
+    RUN/loss.png` are refused (exit 2) and leave the run's files as they were; `plot` without
+    --output does not replace a loss.png in the current folder."""
+    monkeypatch.chdir(tmp_path)
+    spec = write(tmp_path)
+    run = tmp_path / "run"
+    assert CliRunner().invoke(cli, ["run", str(spec), "--out", str(run), "-q"]).exit_code == 0
+    np.savez(tmp_path / "inputs.npz", x=np.zeros((2, 2)))
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    for args in (
+        [
+            "predict",
+            str(run),
+            "--input",
+            str(tmp_path / "inputs.npz"),
+            "--output",
+            str(run / "weights.npz"),
+        ],
+        ["plot", str(run), "--output", str(run / "loss.png")],
+        ["graph", str(spec), "--output", str(run / "loss.png")],
+    ):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert "is a file of the run" in result.output
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+    (tmp_path / "loss.png").write_bytes(b"mine")
+    result = CliRunner().invoke(cli, ["plot", str(run)])
+    assert result.exit_code == 2 and "--output" in result.output
+    assert (tmp_path / "loss.png").read_bytes() == b"mine"
+
+
+def test_predict_names_a_file_that_is_not_a_regular_file(tmp_path):
+    """`--input /dev/null` is not 'not found': it says what it is."""
+    spec = write(tmp_path)
+    run = tmp_path / "run"
+    assert CliRunner().invoke(cli, ["run", str(spec), "--out", str(run), "-q"]).exit_code == 0
+    result = CliRunner().invoke(cli, ["predict", str(run), "--input", "/dev/null"])
+    assert result.exit_code == 2
+    assert "not a regular file" in result.output
