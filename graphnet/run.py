@@ -27,6 +27,11 @@ from graphnet.stop import Stop
 from graphnet.trainer import Reporter, Trainer
 
 
+# rows of metrics.csv kept in memory between checkpoints at the most; more are written out (rows
+# past the checkpoint are dropped by --resume and computed again)
+PENDING_ROWS = 256
+
+
 class History(Sequence[dict[str, Any]]):
     """One record per epoch (the columns of ``metrics.csv``); ``run_dir`` is the run folder.
 
@@ -184,6 +189,9 @@ def _loop(
                     now = trainer.snapshot(epoch, copy=False)
                     folder.write_checkpoint(checkpoint_arrays(now, network))
                     saved_epoch, last_write = epoch, time.monotonic()
+                elif len(pending) >= PENDING_ROWS:  # memory must not grow with the epochs
+                    folder.append_metrics(trainer.columns, pending)
+                    pending.clear()
         except Exception as error:  # whatever stopped the run, keep its complete epochs
             arrays = checkpoint_arrays(snapshot, network) if snapshot else None
             kept = _keep_last_complete(folder, trainer.columns, pending, arrays)

@@ -414,3 +414,31 @@ def test_predict_names_a_file_that_is_not_a_regular_file(tmp_path):
     result = CliRunner().invoke(cli, ["predict", str(run), "--input", "/dev/null"])
     assert result.exit_code == 2
     assert "not a regular file" in result.output
+
+
+def test_a_runs_memory_does_not_grow_with_its_epochs(tmp_path):
+    """Epochs are written to metrics.csv, not kept: 1,000 more epochs of a one-sample run leave
+    the memory a run holds at its end where it was (no per-epoch records in memory)."""
+    import gc
+    import tracemalloc
+
+    spec = {
+        **SPEC,
+        "data": {**SPEC["data"], "samples": 1},
+        "train": {**SPEC["train"], "checkpoint_every": 1e9},
+    }
+    path = write(tmp_path, spec)
+
+    def held_after(epochs: int) -> int:
+        loaded = graphnet.load_spec(path, {"train.epochs": epochs})
+        tracemalloc.start()
+        history = graphnet.train(loaded, tmp_path / f"run-{epochs}")
+        gc.collect()  # the drawing of loss.png leaves cycles behind
+        held = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+        assert history.run_dir == tmp_path / f"run-{epochs}"
+        return held
+
+    held_after(10)  # warm: imports, caches
+    small, large = held_after(100), held_after(1100)
+    assert large - small < 150_000, (small, large)  # 1,000 records would hold 400 kB
