@@ -53,7 +53,7 @@ def members(
                 shape, _, dtype = np.lib.format.read_array_header_2_0(member)
         if dtype.hasobject:  # object arrays need pickle, which could run code
             raise DataError(
-                f"array {key!r} holds Python objects and cannot be read without pickle; save "
+                f"cannot be read without pickle (array {key!r} holds Python objects); save "
                 "plain numeric arrays",
                 str(path),
             )
@@ -123,8 +123,8 @@ def expect_arrays(
     def expect(key: str, shape: tuple[int, ...], dtype: np.dtype[Any]) -> None:
         if key not in arrays:
             raise DataError(
-                f"unexpected array {key!r}{suggest(key, arrays)}; a {what} holds "
-                f"{', '.join(list(arrays)[:8])}{', ...' if len(arrays) > 8 else ''}",
+                f"unexpected {key}{suggest(key, arrays)} (the network's arrays are "
+                f"{', '.join(list(arrays)[:8])}{', ...' if len(arrays) > 8 else ''})",
                 where,
             )
         if shape != arrays[key][0]:
