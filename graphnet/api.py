@@ -11,12 +11,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from graphnet import specfile
 from graphnet.errors import DataError
 from graphnet.graph import Graph, build_graph, warn_unused
-from graphnet.network import Network, build
+from graphnet.network import SPEC_DIR, Network, build
+from graphnet.npzfile import read_npz
 from graphnet.registry import get_registry
-from graphnet.runfolder import SPEC, WEIGHTS, RunFolder
+from graphnet.runfolder import CHECKPOINT, SPEC, WEIGHTS, RunFolder
 from graphnet.spec import Spec, validate
 
 if TYPE_CHECKING:  # the training modules load when training starts
@@ -60,7 +63,17 @@ def load_run(run_dir: str | Path, plugins: Sequence[str] = ()) -> Network:
     if not folder.file(WEIGHTS).is_file():
         raise DataError(f"the run has no {WEIGHTS} (did it finish?)", str(run_dir))
     network = build(load_spec(folder.file(SPEC), plugins=plugins))
-    network.load_weights(folder.file(WEIGHTS))
+    weights = read_npz(folder.file(WEIGHTS), "weights file")
+    network.load_weights(weights, str(folder.file(WEIGHTS)))
+    spec = network.graph.spec
+    if spec.data is not None and spec.data.normalize and not network.normalizer.shift:
+        raise DataError(
+            f"the run's {WEIGHTS} has no data/<input>/shift and scale, but its spec normalizes",
+            str(folder.file(WEIGHTS)),
+        )
+    checkpoint = folder.read_checkpoint() if folder.file(CHECKPOINT).is_file() else None
+    if checkpoint is not None and SPEC_DIR in checkpoint:  # evaluate reads the run's data there
+        spec.base_dir = Path(np.asarray(checkpoint[SPEC_DIR], dtype=np.uint8).tobytes().decode())
     return network
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import zipfile
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
@@ -49,11 +49,15 @@ def read_npz(path: str | Path, what: str) -> dict[str, np.ndarray]:
 
 
 def read_npz_inputs(
-    path: str | Path, shapes: Mapping[str, tuple[int, ...]], keys: Mapping[str, str] | None = None
+    path: str | Path,
+    shapes: Mapping[str, tuple[int, ...]],
+    keys: Mapping[str, str] | None = None,
+    text: Collection[str] = (),
 ) -> dict[str, np.ndarray]:
     """Arrays of per-sample ``shapes`` from an NPZ file, keyed by input name: each input's array
     is the one keyed ``keys[input]`` (default: the input's name). They must be real, finite
-    numbers with one number of samples; errors name the file and the array."""
+    numbers with one number of samples (inputs in ``text`` may be strings: class names); an
+    array of shape ``(n,)`` fits an input of shape ``[1]``. Errors name the file and array."""
     arrays = read_npz(path, "input file")
     out: dict[str, np.ndarray] = {}
     first: tuple[str, int] | None = None
@@ -66,7 +70,11 @@ def read_npz_inputs(
                 str(path),
             )
         array = arrays[key]
-        if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
+        if array.ndim == 1 and tuple(shape) == (1,):
+            array = array.reshape(len(array), 1)
+        if name in text and array.dtype.kind == "U":
+            pass
+        elif not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
             raise DataError(f"array {key!r}: {array.dtype}, not real numbers", str(path))
         if array.shape[1:] != tuple(shape):
             raise DataError(
@@ -74,7 +82,7 @@ def read_npz_inputs(
                 f"[samples, {', '.join(map(str, shape))}]",
                 str(path),
             )
-        bad = np.argwhere(~np.isfinite(array))
+        bad = np.argwhere(~np.isfinite(array)) if array.dtype.kind != "U" else np.empty((0, 1))
         if bad.size:
             raise DataError(
                 f"array {key!r}: sample {int(bad[0][0])} holds {array[tuple(bad[0])].item()!r}; "

@@ -18,8 +18,9 @@ from typing import Any, overload
 import numpy as np
 
 from graphnet.checkpoint import Snapshot, checkpoint_arrays, differences, restore
-from graphnet.dataset import load_data, streams
+from graphnet.dataset import prepare, streams
 from graphnet.errors import GraphnetError, GraphnetWarning, Interrupted, SpecError
+from graphnet.evaluate import test_scores
 from graphnet.network import build
 from graphnet.runfolder import CHECKPOINT, SPEC, RunFolder, default_folder
 from graphnet.spec import Spec
@@ -35,6 +36,7 @@ class History(Sequence[dict[str, Any]]):
 
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
+        self.test: dict[str, float] | None = None  # the test split's scores, when it has one
         self._records: list[dict[str, Any]] | None = None
 
     def _read(self) -> list[dict[str, Any]]:
@@ -89,13 +91,15 @@ def _train(
 ) -> History:
     rngs = streams(spec.seed)
     network = build(spec)
-    trainer = Trainer(spec, network, load_data(spec, rngs["data"]), rngs)
+    data = prepare(spec, rngs)
+    trainer = Trainer(spec, network, data, rngs)
     if weights is not None:
         if resume:
             raise SpecError(
                 "--weights and --resume do not go together: a resumed run starts from its checkpoint"
             )
         network.load_weights(weights)
+    network.normalizer = data.normalizer
     assert spec.name is not None
     named_by = "--out" if out_dir is not None else "the default run folder"
     folder = RunFolder(out_dir if out_dir is not None else default_folder(spec.name, resume))
@@ -117,7 +121,8 @@ def _train(
     if getattr(type(reporter), "batch", Reporter.batch) is not Reporter.batch:
         trainer.on_batch = reporter.batch
     _loop(spec, trainer, folder, first_epoch, reporter)
-    folder.write_weights(network.arrays())
+    folder.write_weights(network.file_arrays())
+    history.test = test_scores(spec, network, data.test)
     return history
 
 
@@ -216,7 +221,13 @@ def _keep_last_complete(
         if last is None:
             return 0
         folder.write_weights(
-            {k[len("param/") :]: v for k, v in last.items() if k.startswith("param/")}
+            {
+                k[len("param/") :] if k.startswith("param/") else k: v
+                for k, v in last.items()
+                if k.startswith("param/")
+                or k.startswith("data/")
+                and k.endswith(("/shift", "/scale"))
+            }
         )
         return int(last["epoch"])
     except GraphnetError:  # the folder cannot be written: report the first failure, not this one
