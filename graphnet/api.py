@@ -81,21 +81,41 @@ def train(
     spec: Spec | str | Path,
     out_dir: str | Path | None = None,
     weights: str | Path | Mapping[str, Any] | None = None,
+    progress: bool = False,
     *,
     resume: bool = False,
     reporter: Reporter | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> History:
     """Train as ``graphnet run`` does: write the run folder and return one record per epoch.
 
     ``spec`` is a :class:`Spec` or the path of a spec file; ``out_dir=None`` is the folder
     ``graphnet run`` picks without ``--out`` (``runs/<name>``); ``weights`` (a path or a dict
-    of arrays) starts from those parameters, as ``--weights``.
+    of arrays) starts from those parameters, as ``--weights``; ``progress=True`` prints what
+    ``graphnet run`` prints, on standard error. The history's ``test`` holds the test split's
+    scores. ``names`` is how messages name the arguments (the command line passes its flags).
     """
     from graphnet import run
 
     if not isinstance(spec, Spec):
         spec = load_spec(spec)
-    return run.train(spec, out_dir, weights, resume=resume, reporter=reporter)
+    if reporter is None and progress:
+        from graphnet.progress import reporter_for
+
+        reporter = reporter_for(quiet=False)
+        try:
+            return run.train(spec, out_dir, weights, resume=resume, reporter=reporter, names=names)
+        finally:
+            reporter.close()
+    return run.train(spec, out_dir, weights, resume=resume, reporter=reporter, names=names)
 
 
-__all__ = ["build", "load_graph", "load_run", "load_spec", "train"]
+def evaluate(run_dir: str | Path, inputs: str | Path | None = None) -> dict[str, float]:
+    """``loss`` and every metric of the trained run in ``run_dir`` on its test split (else its
+    validation split) or on ``inputs``, a CSV or NPZ file holding inputs and targets."""
+    from graphnet.evaluate import evaluate as run_evaluate
+
+    return run_evaluate(run_dir, inputs)
+
+
+__all__ = ["build", "evaluate", "load_graph", "load_run", "load_spec", "train"]

@@ -115,6 +115,18 @@ def format_confusion(confusion: Confusion) -> str:
     return f"confusion of {confusion.loss}:\n" + "\n".join(lines)
 
 
+def check_output(path: Path) -> None:
+    """Refuse a picture path inside a run folder: evaluate never writes into one."""
+    from graphnet.runfolder import RunFolder
+
+    folder = Path(path).resolve().parent
+    for candidate in (folder, *folder.parents):
+        if RunFolder(candidate).is_run():
+            raise DataError(
+                "--output is inside a run folder; evaluate never writes into one", str(path)
+            )
+
+
 def draw_confusions(items: Sequence[Confusion], path: Path) -> None:
     """The confusion matrices as one picture (matplotlib's object API on an Agg canvas)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -123,7 +135,7 @@ def draw_confusions(items: Sequence[Confusion], path: Path) -> None:
     from graphnet.files import write_output
 
     figure = Figure(figsize=(4.5 * len(items), 4.2), layout="constrained")
-    FigureCanvasAgg(figure)
+    FigureCanvasAgg(figure)  # no pyplot: no global state, no GUI backend
     for axes, item in zip(figure.subplots(1, len(items), squeeze=False)[0], items, strict=True):
         axes.imshow(item.counts, cmap="Blues")
         ticks = range(len(item.classes))
@@ -194,3 +206,10 @@ def evaluation(
     if not path.is_file():
         raise DataError("input file not found", str(path))
     return network, str(path), file_arrays(network, path)
+
+
+def evaluate(run_dir: str | Path, inputs: str | Path | None = None) -> dict[str, float]:
+    """``loss`` and every metric of the trained run in ``run_dir`` on its test split (else its
+    validation split) or on ``inputs``, a CSV or NPZ file holding inputs and targets."""
+    network, _, arrays = evaluation(run_dir, inputs)
+    return scores(network, arrays)

@@ -67,12 +67,19 @@ def train(
     *,
     resume: bool = False,
     reporter: Reporter | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> History:
-    """Train as ``graphnet run`` does: write the run folder and return one record per epoch."""
+    """Train as ``graphnet run`` does: write the run folder and return one record per epoch.
+
+    ``names`` says how messages name the arguments (``out_dir``, ``weights``, ``resume``):
+    the Python API's own names by default, the command line's flags from ``graphnet run``."""
     folders: list[Path] = []
+    named = {"out_dir": "out_dir", "weights": "weights", "resume": "resume", **(names or {})}
     with ExitStack() as lock:  # the run folder's lock, held until loss.png is drawn
         try:
-            return _train(spec, out_dir, weights, resume, reporter or Reporter(), folders, lock)
+            return _train(
+                spec, out_dir, weights, resume, reporter or Reporter(), folders, lock, named
+            )
         finally:  # the training arrays are released by now: drawing does not add to the peak
             if folders:
                 from graphnet.plots import try_draw_run
@@ -88,6 +95,7 @@ def _train(
     reporter: Reporter,
     folders: list[Path],
     lock: ExitStack,
+    names: Mapping[str, str],
 ) -> History:
     rngs = streams(spec.seed)
     network = build(spec)
@@ -96,12 +104,13 @@ def _train(
     if weights is not None:
         if resume:
             raise SpecError(
-                "--weights and --resume do not go together: a resumed run starts from its checkpoint"
+                f"{names['weights']} and {names['resume']} do not go together: a resumed run "
+                "starts from its checkpoint"
             )
         network.load_weights(weights)
     network.normalizer = data.normalizer
     assert spec.name is not None
-    named_by = "--out" if out_dir is not None else "the default run folder"
+    named_by = names["out_dir"] if out_dir is not None else "the default run folder"
     folder = RunFolder(out_dir if out_dir is not None else default_folder(spec.name, resume))
     lock.enter_context(folder.open(resume, named_by))
     first_epoch = _resume_point(spec, folder, trainer) if resume else 1
@@ -225,8 +234,7 @@ def _keep_last_complete(
                 k[len("param/") :] if k.startswith("param/") else k: v
                 for k, v in last.items()
                 if k.startswith("param/")
-                or k.startswith("data/")
-                and k.endswith(("/shift", "/scale"))
+                or (k.startswith("data/") and k.endswith(("/shift", "/scale")))
             }
         )
         return int(last["epoch"])
