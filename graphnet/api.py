@@ -113,7 +113,7 @@ def train(
 def evaluate(run_dir: str | Path, inputs: str | Path | None = None) -> dict[str, float]:
     """``loss`` and every metric of the trained run in ``run_dir`` on its test split (else its
     validation split) or on ``inputs``, a CSV or NPZ file holding inputs and targets."""
-    from graphnet.evaluate import evaluate as run_evaluate
+    from graphnet.evaluation import evaluate as run_evaluate
 
     return run_evaluate(run_dir, inputs)
 

@@ -254,7 +254,7 @@ def predict(run_dir: Path, input_file: Path, output: Path | None, proba: bool) -
 def evaluate(run_dir: Path, input_file: Path | None, confusion: bool, output: Path | None) -> None:
     """Loss and every metric of the trained run in RUN_DIR on its test split (else its
     validation split) or on a file holding inputs and targets."""
-    from graphnet.evaluate import (
+    from graphnet.evaluation import (
         check_output,
         confusions,
         draw_confusions,

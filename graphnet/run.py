@@ -20,7 +20,7 @@ import numpy as np
 from graphnet.checkpoint import Snapshot, checkpoint_arrays, differences, restore
 from graphnet.dataset import prepare, streams
 from graphnet.errors import GraphnetError, GraphnetWarning, Interrupted, SpecError
-from graphnet.evaluate import test_scores
+from graphnet.evaluation import test_scores
 from graphnet.network import build
 from graphnet.runfolder import CHECKPOINT, SPEC, RunFolder, default_folder
 from graphnet.spec import Spec
