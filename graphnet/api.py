@@ -11,12 +11,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from graphnet import specfile
 from graphnet.errors import DataError
 from graphnet.graph import Graph, build_graph, warn_unused
-from graphnet.network import Network, build
+from graphnet.network import SPEC_DIR, Network, build
+from graphnet.npzfile import read_npz
 from graphnet.registry import get_registry
-from graphnet.runfolder import SPEC, WEIGHTS, RunFolder
+from graphnet.runfolder import CHECKPOINT, SPEC, WEIGHTS, RunFolder
 from graphnet.spec import Spec, validate
 
 if TYPE_CHECKING:  # the training modules load when training starts
@@ -60,7 +63,17 @@ def load_run(run_dir: str | Path, plugins: Sequence[str] = ()) -> Network:
     if not folder.file(WEIGHTS).is_file():
         raise DataError(f"the run has no {WEIGHTS} (did it finish?)", str(run_dir))
     network = build(load_spec(folder.file(SPEC), plugins=plugins))
-    network.load_weights(folder.file(WEIGHTS))
+    weights = read_npz(folder.file(WEIGHTS), "weights file")
+    network.load_weights(weights, str(folder.file(WEIGHTS)))
+    spec = network.graph.spec
+    if spec.data is not None and spec.data.normalize and not network.normalizer.shift:
+        raise DataError(
+            f"the run's {WEIGHTS} has no data/<input>/shift and scale, but its spec normalizes",
+            str(folder.file(WEIGHTS)),
+        )
+    checkpoint = folder.read_checkpoint() if folder.file(CHECKPOINT).is_file() else None
+    if checkpoint is not None and SPEC_DIR in checkpoint:  # evaluate reads the run's data there
+        spec.base_dir = Path(np.asarray(checkpoint[SPEC_DIR], dtype=np.uint8).tobytes().decode())
     return network
 
 
@@ -68,21 +81,41 @@ def train(
     spec: Spec | str | Path,
     out_dir: str | Path | None = None,
     weights: str | Path | Mapping[str, Any] | None = None,
+    progress: bool = False,
     *,
     resume: bool = False,
     reporter: Reporter | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> History:
     """Train as ``graphnet run`` does: write the run folder and return one record per epoch.
 
     ``spec`` is a :class:`Spec` or the path of a spec file; ``out_dir=None`` is the folder
     ``graphnet run`` picks without ``--out`` (``runs/<name>``); ``weights`` (a path or a dict
-    of arrays) starts from those parameters, as ``--weights``.
+    of arrays) starts from those parameters, as ``--weights``; ``progress=True`` prints what
+    ``graphnet run`` prints, on standard error. The history's ``test`` holds the test split's
+    scores. ``names`` is how messages name the arguments (the command line passes its flags).
     """
     from graphnet import run
 
     if not isinstance(spec, Spec):
         spec = load_spec(spec)
-    return run.train(spec, out_dir, weights, resume=resume, reporter=reporter)
+    if reporter is None and progress:
+        from graphnet.progress import reporter_for
+
+        reporter = reporter_for(quiet=False)
+        try:
+            return run.train(spec, out_dir, weights, resume=resume, reporter=reporter, names=names)
+        finally:
+            reporter.close()
+    return run.train(spec, out_dir, weights, resume=resume, reporter=reporter, names=names)
 
 
-__all__ = ["build", "load_graph", "load_run", "load_spec", "train"]
+def evaluate(run_dir: str | Path, inputs: str | Path | None = None) -> dict[str, float]:
+    """``loss`` and every metric of the trained run in ``run_dir`` on its test split (else its
+    validation split) or on ``inputs``, a CSV or NPZ file holding inputs and targets."""
+    from graphnet.evaluation import evaluate as run_evaluate
+
+    return run_evaluate(run_dir, inputs)
+
+
+__all__ = ["build", "evaluate", "load_graph", "load_run", "load_spec", "train"]

@@ -112,8 +112,22 @@ class Loss(Plugin):
     gradient (a target read from the data), and ``backward`` may return None for it. ``None``
     (no hint) means every gradient is needed. A loss that ignores it behaves the same."""
 
+    applies: ClassVar[str | None] = None
+    """The function the loss applies to its first input itself (``"softmax"`` for
+    cross-entropy, ``"sigmoid"`` for binary cross-entropy), or None. The engine warns when a
+    node of that type feeds the loss; and a loss that applies one is a classification loss:
+    its target may have ``classes``, ``predict`` adds the class and ``evaluate --confusion``
+    its confusion matrix."""
+
     def check_shapes(self, input_shapes: Sequence[Shape]) -> None:
         """Raise :class:`graphnet.ShapeError` when the inputs' per-sample shapes don't fit."""
+
+    def check_targets(self, targets: Sequence[Array | None]) -> None:
+        """Optional: raise :class:`graphnet.DataError` naming the sample (``sample 7: ...``)
+        when the data cannot be this loss's targets (a class id out of range). ``targets`` has
+        one entry per input of the loss: the whole data set's array where the input is a graph
+        input, None where it is a node's output. Called once per data set before training and
+        by ``graphnet validate``; the default accepts anything."""
 
     def forward(self, inputs: Sequence[Array]) -> tuple[Any, Any]:
         """The loss value (a scalar) and whatever ``backward`` needs."""
@@ -151,6 +165,16 @@ class DataSource(Plugin):
     def load(self, base_dir: Path, rng: np.random.Generator) -> dict[str, Array]:
         """Arrays keyed by input name; relative paths are relative to ``base_dir``."""
         raise NotImplementedError
+
+    text_inputs: frozenset[str] = frozenset()
+    """Engine hint: the inputs that have ``classes``, set before ``load`` and ``read_inputs``.
+    A source may return an array of strings (class names) for them; the engine turns names
+    into class ids. Any other input must be numbers."""
+
+    def locate(self, sample: int) -> str | None:
+        """Optional: where sample ``sample`` of the last ``load`` (or ``read_inputs``) is, as
+        ``file:line``, for messages about it; None (the default) when unknown."""
+        return None
 
     def read_inputs(self, path: Path, shapes: Mapping[str, Shape]) -> dict[str, Array] | None:
         """Optional: the inputs named in ``shapes`` (name -> per-sample shape) from ``path``, a

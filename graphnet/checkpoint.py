@@ -17,7 +17,7 @@ import numpy as np
 
 from graphnet.base import Array
 from graphnet.errors import DataError
-from graphnet.network import Network
+from graphnet.network import SPEC_DIR, Network
 from graphnet.params import ParamDict
 
 
@@ -83,6 +83,9 @@ def checkpoint_arrays(snapshot: Snapshot, network: Network) -> dict[str, Any]:
     for key, array in _views(snapshot.buffers, network.buffers).items():
         arrays[f"param/{key}"] = array
     arrays.update({f"state/{k}": v for k, v in snapshot.state.items()})
+    arrays.update(network.normalizer.arrays())  # data/<input>/shift, scale
+    # where the spec read its data (UTF-8 bytes), so that `graphnet evaluate` finds it again
+    arrays[SPEC_DIR] = np.frombuffer(str(network.graph.spec.base_dir).encode(), dtype=np.uint8)
     arrays["epoch"] = np.array(snapshot.epoch)
     arrays["rng"] = np.array(json.dumps(snapshot.rng))
     return arrays

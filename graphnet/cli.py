@@ -51,6 +51,8 @@ def common_options(f: F) -> F:
     return f
 
 
+RUN_FLAGS = {"out_dir": "--out", "weights": "--weights", "resume": "--resume"}
+
 overrides_option = click.option(
     "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a spec value first."
 )
@@ -144,7 +146,7 @@ def run(
         raise GraphnetError("weights file not found", str(weights))
     reporter = reporter_for(quiet)
     try:
-        history = train(loaded, out, weights, resume=resume, reporter=reporter)
+        history = train(loaded, out, weights, resume=resume, reporter=reporter, names=RUN_FLAGS)
     except Interrupted as error:
         again = [f"--plugin {shlex.quote(ref)}" for ref in _plugins()]
         again += [f"--set {shlex.quote(item)}" for item in overrides]
@@ -154,7 +156,7 @@ def run(
         ) from None
     finally:
         reporter.close()
-    click.echo(summary(history, history.run_dir, time.perf_counter() - started))
+    click.echo(summary(history, history.run_dir, time.perf_counter() - started, history.test))
 
 
 # -- validate, summary, plugins --------------------------------------------------------------
@@ -175,6 +177,10 @@ def validate(spec: Path, overrides: Sequence[str], show: bool) -> None:
     from graphnet.api import load_graph
 
     graph = load_graph(spec, overrides, plugins=_plugins())
+    if graph.spec.data is not None:  # the data too: shapes, finiteness, targets, splits
+        from graphnet.dataset import prepare, streams
+
+        prepare(graph.spec, streams(graph.spec.seed))
     losses = len(graph.losses)
     click.echo(
         f"ok: {spec}: {len(graph.nodes)} nodes, {len(graph.inputs)} inputs, "
@@ -203,8 +209,13 @@ def validate(spec: Path, overrides: Sequence[str], show: bool) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the predictions here (.csv or .npz); default: CSV on standard output.",
 )
+@click.option(
+    "--proba",
+    is_flag=True,
+    help="Also write each classification output's probabilities <output>_p<k>.",
+)
 @common_options
-def predict(run_dir: Path, input_file: Path, output: Path | None) -> None:
+def predict(run_dir: Path, input_file: Path, output: Path | None, proba: bool) -> None:
     """Predict with the trained run in RUN_DIR on a CSV or NPZ file.
 
     Reads the inputs the outputs depend on; writes one row per input row, header
@@ -214,12 +225,62 @@ def predict(run_dir: Path, input_file: Path, output: Path | None) -> None:
     from graphnet.predict import predict_file, prepare
 
     source, output = prepare(run_dir, input_file, output)
-    outputs, text = predict_file(load_run(run_dir, _plugins()), source, output)
+    outputs, text = predict_file(load_run(run_dir, _plugins()), source, output, proba)
     if text is not None:
         click.echo(text, nl=False)
     else:
         rows = len(next(iter(outputs.values()))) if outputs else 0
         click.echo(f"wrote {rows} predictions of {', '.join(outputs)} to {output}")
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--input",
+    "input_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Evaluate on this CSV or NPZ file of inputs and targets (default: the run's test "
+    "split, else its validation split).",
+)
+@click.option(
+    "--confusion", is_flag=True, help="Print each classification loss's confusion matrix."
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Draw the confusion matrices to this picture (.png, .svg, .pdf).",
+)
+@common_options
+def evaluate(run_dir: Path, input_file: Path | None, confusion: bool, output: Path | None) -> None:
+    """Loss and every metric of the trained run in RUN_DIR on its test split (else its
+    validation split) or on a file holding inputs and targets."""
+    from graphnet.evaluation import (
+        check_output,
+        confusions,
+        draw_confusions,
+        evaluation,
+        format_confusion,
+        scores,
+    )
+
+    if output is not None:
+        check_output(output)
+    network, what, arrays = evaluation(run_dir, input_file, _plugins())
+    figures = scores(network, arrays)
+    n = len(next(iter(arrays.values())))
+    click.echo(f"{what}: {n} samples")
+    click.echo(_table([[k, f"{v:.6g}"] for k, v in figures.items()]))
+    matrices = confusions(network, arrays) if confusion or output is not None else []
+    if confusion:
+        for item in matrices:
+            click.echo(format_confusion(item))
+    if output is not None:
+        if not matrices:
+            from graphnet.errors import SpecError
+
+            raise SpecError("--output: the run has no classification loss to draw")
+        draw_confusions(matrices, output)
+        click.echo(f"wrote {output}")
 
 
 @cli.command()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,43 +31,75 @@ class Table:
     def has(self, column: str) -> bool:
         return column in self.header
 
-    def columns(self, wanted: Sequence[str], what: str = "") -> Array:
+    def columns(
+        self, wanted: Sequence[str], what: str = "", missing: str = "error", text: bool = False
+    ) -> Array:
         """The named columns as a float array (rows × columns); errors name line and column.
 
         ``what`` prefixes the message of a missing column (``columns.x: no column 'a' ...``).
+        ``missing`` says what an empty cell is: an error, ``zero`` or the column's ``mean``.
+        With ``text``, columns holding anything but numbers come back as strings (class names).
         """
-        indices = []
-        for column in wanted:
-            if column not in self.header:
-                prefix = f"{what}: " if what else ""
-                raise DataError(
-                    f"{prefix}no column {column!r} in the header{suggest(column, self.header)}; "
-                    f"columns: {', '.join(self.header)}",
-                    f"{self.path}:1",
-                )
-            indices.append(self.header.index(column))
-        out = np.empty((len(self.rows), len(indices)))
+        indices = [self._index(column, what) for column in wanted]
         for r, row in enumerate(self.rows):
             if len(row) != len(self.header):
                 raise DataError(
                     f"{len(row)} field{'s' if len(row) != 1 else ''}, the header has {len(self.header)}",
                     f"{self.path}:{self.lines[r]}",
                 )
-            for c, index in enumerate(indices):
-                cell = row[index]
-                try:
-                    out[r, c] = value = float(cell)
-                except ValueError:
-                    raise DataError(
-                        f"column {self.header[index]!r}: {cell!r} is not a number",
-                        f"{self.path}:{self.lines[r]}",
-                    ) from None
-                if not np.isfinite(value):
-                    raise DataError(
-                        f"column {self.header[index]!r}: {cell!r} is not a finite number",
-                        f"{self.path}:{self.lines[r]}",
-                    )
+        cells = [[row[i].strip() for i in indices] for row in self.rows]
+        if text and not all(_is_number(cell) for row in cells for cell in row):
+            return np.array(cells, dtype=str).reshape(len(cells), len(indices))
+        out = np.empty((len(self.rows), len(indices)))
+        for r, row in enumerate(cells):
+            for c, cell in enumerate(row):
+                if not cell and missing != "error":
+                    out[r, c] = 0.0 if missing == "zero" else np.nan
+                    continue
+                out[r, c] = self._number(cell, indices[c], r)
+        if missing == "mean":
+            for c in range(out.shape[1]):
+                empty = np.isnan(out[:, c])
+                out[empty, c] = out[~empty, c].mean() if (~empty).any() else 0.0
         return out
+
+    def _index(self, column: str, what: str) -> int:
+        if column not in self.header:
+            prefix = f"{what}: " if what else ""
+            raise DataError(
+                f"{prefix}no column {column!r} in the header{suggest(column, self.header)}; "
+                f"columns: {', '.join(self.header)}",
+                f"{self.path}:1",
+            )
+        return self.header.index(column)
+
+    def _number(self, cell: str, index: int, r: int) -> float:
+        where = f"{self.path}:{self.lines[r]}"
+        if not cell:
+            raise DataError(
+                f"column {self.header[index]!r}: empty cell (the csv source's `missing: zero` "
+                "or `missing: mean` fills empty cells)",
+                where,
+            )
+        try:
+            value = float(cell)
+        except ValueError:
+            raise DataError(
+                f"column {self.header[index]!r}: {cell!r} is not a number", where
+            ) from None
+        if not np.isfinite(value):
+            raise DataError(
+                f"column {self.header[index]!r}: {cell!r} is not a finite number", where
+            )
+        return value
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
 
 
 def read_table(path: str | Path, delimiter: str = ",") -> Table:
@@ -101,10 +133,12 @@ def column_names(name: str, shape: Shape) -> list[str]:
 
 
 def read_csv_inputs(
-    path: str | Path,
+    path: str | Path | Table,
     shapes: Mapping[str, Shape],
     delimiter: str = ",",
     mapped: Mapping[str, tuple[Sequence[str], str]] | None = None,
+    missing: str = "error",
+    text: Collection[str] = (),
 ) -> dict[str, Array]:
     """Arrays of per-sample ``shapes`` from a CSV file, keyed by input name.
 
@@ -112,14 +146,14 @@ def read_csv_inputs(
     reads the columns ``<input>_0``, ``<input>_1``, … (``<input>`` alone for a one-element
     input), flattened in C order. Errors name the file, the line and the column.
     """
-    table = read_table(path, delimiter)
+    table = path if isinstance(path, Table) else read_table(path, delimiter)
     out: dict[str, Array] = {}
     for name, shape in shapes.items():
         if mapped is not None and name in mapped:
             columns, described, by_convention = list(mapped[name][0]), mapped[name][1], False
         else:
             columns, described, by_convention = _conventional_columns(table, name, shape)
-        values = table.columns(columns, described)
+        values = table.columns(columns, described, missing, name in text)
         if by_convention:
             _check_width(table, name, columns, described)
         out[name] = values.reshape(len(values), *shape)

@@ -69,7 +69,15 @@ class PluginFailure(PluginError):
 
 
 class DataError(GraphnetError):
-    """A data or weights file that is missing, malformed or does not match the spec."""
+    """A data or weights file that is missing, malformed or does not match the spec.
+
+    ``sample`` (optional) is the index of the sample at fault in the data set the raiser was
+    given (``Loss.check_targets``); the engine turns it into the file and line when the data
+    source can tell them (``DataSource.locate``)."""
+
+    def __init__(self, message: str, where: str | None = None, sample: int | None = None) -> None:
+        super().__init__(message, where)
+        self.sample = sample
 
 
 class TrainingError(GraphnetError):

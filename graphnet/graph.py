@@ -247,9 +247,25 @@ def _loss(spec: Spec, i: int, shapes: dict[str, Shape]) -> LossNode:
 
 
 def warn_unused(graph: Graph) -> None:
-    """Warn about every node that reaches neither a loss nor an output: it is never trained."""
-    for message in _unused(graph):
+    """Warn about every node that reaches neither a loss nor an output: it is never trained;
+    and about a node feeding a loss that applies the node's function itself (``Loss.applies``:
+    a softmax before cross_entropy)."""
+    for message in _unused(graph) + _applied_twice(graph):
         warnings.warn(message, GraphnetWarning, stacklevel=2)
+
+
+def _applied_twice(graph: Graph) -> list[str]:
+    types = {node.name: node.type for node in graph.nodes}
+    out = []
+    for loss in graph.losses:
+        applies = getattr(loss.section.plugin, "applies", None)
+        first = loss.inputs[0]
+        if applies and types.get(first) == applies.lower():
+            out.append(
+                f"{graph.spec.where(('loss', loss.index))}: node {first!r} ({applies}) feeds "
+                f"loss {loss.type!r}, which applies {applies} itself: give it the node's input"
+            )
+    return out
 
 
 def ancestors(graph: Graph, names: Sequence[str]) -> set[str]:

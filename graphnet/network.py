@@ -17,9 +17,12 @@ from graphnet.base import Array, Layer, Loss
 from graphnet.calls import Caller
 from graphnet.errors import DataError
 from graphnet.graph import Graph, ancestors, build_graph
+from graphnet.normalize import PREFIX, Normalizer
 from graphnet.params import ParamDict, by_node, checked_weights, flat_views, initial_params
 from graphnet.plan import Plan, Step, check_gradients, check_output
 from graphnet.spec import Spec
+
+SPEC_DIR = "data/spec_dir"
 
 
 def build(spec: Spec) -> Network:
@@ -68,6 +71,9 @@ class Network:
         self._train_plan.built()
         self._loss_slots = [[self.slots[ref] for ref in loss.inputs] for loss in graph.losses]
         self._hint_gradients()
+        self.normalizer = Normalizer()
+        """``data.normalize``: applied by :meth:`predict` to the inputs and undone on the outputs
+        trained against a normalized target (set by training, or by loading a run's weights)."""
 
     def _hint_gradients(self) -> None:
         """Tell layers and losses which input gradients anyone needs and where parameter
@@ -155,11 +161,12 @@ class Network:
         return {step.name: values[step.slot] for step in plan.steps}
 
     def predict(self, inputs: Mapping[str, Any]) -> dict[str, Array]:
-        """The spec's ``outputs`` for a batch of the inputs they depend on."""
+        """The spec's ``outputs`` for a batch of the inputs they depend on, in the data's own
+        units: ``data.normalize`` is applied to the inputs and undone on the outputs."""
         plan = self.plan(self.graph.outputs)
-        values = self.values(inputs, plan.inputs)
+        values = self.values(self.normalizer.apply(inputs), plan.inputs)
         self.run(plan, values, None, training=False)
-        return {name: values[self.slots[name]] for name in self.graph.outputs}
+        return self.normalizer.undo({name: values[self.slots[name]] for name in self.graph.outputs})
 
     def losses(
         self, values: list[Any], training: bool, caches: list[Any] | None = None
@@ -230,11 +237,31 @@ class Network:
         ``weights.npz`` holds."""
         return {**self.params, **self.buffers}
 
-    def load_weights(self, weights: str | Path | Mapping[str, Any]) -> None:
+    def file_arrays(self) -> dict[str, Array]:
+        """What ``weights.npz`` holds: :meth:`arrays` and the normalizer's ``data/`` arrays."""
+        return {**self.arrays(), **self.normalizer.arrays()}
+
+    def load_weights(self, weights: str | Path | Mapping[str, Any], where: str = "weights") -> None:
         """Replace the parameters and buffers by those of an NPZ file (or a dict): the same
-        keys, the same shapes. Every array is checked before any of them changes."""
+        keys, the same shapes. Every array is checked before any of them changes. A file's
+        ``data/`` arrays (``data.normalize``'s statistics) become the :attr:`normalizer`."""
+        if isinstance(weights, str | Path):
+            from graphnet.npzfile import expect_arrays, read_npz
+
+            where = str(weights)
+            known = {k: (v.shape, v.dtype) for k, v in self.arrays().items()}
+            for name in self.graph.spec.data.normalize if self.graph.spec.data else {}:
+                for part in ("shift", "scale"):
+                    known[f"{PREFIX}{name}/{part}"] = (self.graph.inputs[name], np.dtype(float))
+            weights = read_npz(weights, "weights file", expect_arrays(known, "weights file", where))
+        data = {k: v for k, v in weights.items() if k.startswith(PREFIX)}
+        params = {k: v for k, v in weights.items() if not k.startswith(PREFIX)}
         arrays = self.arrays()
-        for key, array in checked_weights(weights, arrays).items():
+        checked = checked_weights(params, arrays, where)
+        if data:
+            self.normalizer = Normalizer.from_arrays(self.graph.spec, data, where)
+
+        for key, array in checked.items():
             np.copyto(arrays[key], array, casting="unsafe")
 
     def weights(self) -> dict[str, Array]:

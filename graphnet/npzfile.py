@@ -11,7 +11,7 @@ import math
 import os
 import zipfile
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -138,11 +138,15 @@ def expect_arrays(
 
 
 def read_npz_inputs(
-    path: str | Path, shapes: Mapping[str, tuple[int, ...]], keys: Mapping[str, str] | None = None
+    path: str | Path,
+    shapes: Mapping[str, tuple[int, ...]],
+    keys: Mapping[str, str] | None = None,
+    text: Collection[str] = (),
 ) -> dict[str, np.ndarray]:
     """Arrays of per-sample ``shapes`` from an NPZ file, keyed by input name: each input's array
     is the one keyed ``keys[input]`` (default: the input's name). They must be real, finite
-    numbers with one number of samples; errors name the file and the array."""
+    numbers with one number of samples (inputs in ``text`` may be strings: class names); an
+    array of shape ``(n,)`` fits an input of shape ``[1]``. Errors name the file and array."""
     arrays = read_npz(path, "input file")
     out: dict[str, np.ndarray] = {}
     first: tuple[str, int] | None = None
@@ -155,7 +159,11 @@ def read_npz_inputs(
                 str(path),
             )
         array = arrays[key]
-        if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
+        if array.ndim == 1 and tuple(shape) == (1,):
+            array = array.reshape(len(array), 1)
+        if name in text and array.dtype.kind == "U":
+            pass
+        elif not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
             raise DataError(f"array {key!r}: {array.dtype}, not real numbers", str(path))
         if array.shape[1:] != tuple(shape):
             raise DataError(
@@ -163,7 +171,7 @@ def read_npz_inputs(
                 f"[samples, {', '.join(map(str, shape))}]",
                 str(path),
             )
-        bad = np.argwhere(~np.isfinite(array))
+        bad = np.argwhere(~np.isfinite(array)) if array.dtype.kind != "U" else np.empty((0, 1))
         if bad.size:
             raise DataError(
                 f"array {key!r}: sample {int(bad[0][0])} holds {array[tuple(bad[0])].item()!r}; "

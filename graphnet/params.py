@@ -74,19 +74,14 @@ def by_node(arrays: Mapping[str, Array], graph: Graph) -> dict[str, dict[str, Ar
 
 
 def checked_weights(
-    weights: str | Path | Mapping[str, Any], params: Mapping[str, Array]
+    weights: str | Path | Mapping[str, Any], params: Mapping[str, Array], where: str = "weights"
 ) -> dict[str, Array]:
     """The arrays of a weights file (or dict) that are to replace ``params``: the same keys,
     shapes and real, finite numbers, or a :class:`DataError` naming the file and key."""
-    from graphnet.npzfile import expect_arrays, read_npz
+    from graphnet.npzfile import read_npz
 
-    where = str(weights) if isinstance(weights, str | Path) else "weights"
-    if isinstance(weights, str | Path):
-        known = {k: (v.shape, v.dtype) for k, v in params.items()}
-        expect = expect_arrays(known, "weights file", where)
-        arrays: Mapping[str, Any] = read_npz(weights, "weights file", expect)
-    else:
-        arrays = weights
+    where = str(weights) if isinstance(weights, str | Path) else where
+    arrays = read_npz(weights, "weights file") if isinstance(weights, str | Path) else weights
     missing = [k for k in params if k not in arrays]
     extra = [k for k in arrays if k not in params]
     if missing or extra:

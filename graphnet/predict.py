@@ -15,10 +15,11 @@ import io
 import math
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from graphnet.base import Array, Shape
+from graphnet.base import Array, DataSource, Shape
 from graphnet.csvfile import column_names, read_csv_inputs
 from graphnet.dataset import data_source
 from graphnet.errors import DataError
@@ -27,7 +28,6 @@ from graphnet.graph import ancestors
 from graphnet.network import Network
 from graphnet.npzfile import npz_bytes, read_npz_inputs
 from graphnet.runfolder import refuse_run_file
-from graphnet.spec import Spec
 
 FORMATS = {".csv": "csv", ".npz": "npz"}
 
@@ -59,48 +59,87 @@ def read_inputs(network: Network, path: Path) -> dict[str, Array]:
     """The inputs the outputs need from a CSV or NPZ file: read by the spec's data source when
     it reads the file (``DataSource.read_inputs``), else by input name."""
     shapes = {name: network.graph.inputs[name] for name in needed_inputs(network)}
-    arrays = _read_by_source(network.graph.spec, path, shapes)
-    if arrays is not None:
-        return arrays
+    return read_file(network, path, shapes)[0]
+
+
+def read_file(
+    network: Network, path: Path, shapes: dict[str, Shape]
+) -> tuple[dict[str, Array], DataSource | None]:
+    """The inputs named in ``shapes`` from ``path``, and the data source that read them (None
+    when read by input name). Inputs with ``classes`` may come back as class names."""
+    spec = network.graph.spec
+    if spec.data is not None:
+        source, caller = data_source(spec)
+        arrays = caller.call("read_inputs", source.read_inputs, path, dict(shapes))
+        if arrays is not None:
+            if not isinstance(arrays, Mapping):
+                raise caller.wrong(
+                    "read_inputs", f"returned {type(arrays).__name__}, not a dict of arrays"
+                )
+            missing = [name for name in shapes if name not in arrays]
+            if missing:
+                raise caller.wrong(
+                    "read_inputs", f"returned no array for input {', '.join(missing)}"
+                )
+            return {name: arrays[name] for name in shapes}, source
+    text = [name for name in shapes if spec.inputs[name].classes is not None]
     if path.suffix.lower() == ".npz":
-        return read_npz_inputs(path, shapes)
-    return read_csv_inputs(path, shapes)
+        return read_npz_inputs(path, shapes, text=text), None
+    return read_csv_inputs(path, shapes, text=text), None
 
 
-def _read_by_source(spec: Spec, path: Path, shapes: dict[str, Shape]) -> dict[str, Array] | None:
-    """The inputs as the spec's data source reads ``path`` in its own layout, or None when it
-    does not read such a file (or the spec has no data source)."""
-    if spec.data is None:
-        return None
-    source, caller = data_source(spec)
-    arrays = caller.call("read_inputs", source.read_inputs, path, dict(shapes))
-    if arrays is None:
-        return None
-    if not isinstance(arrays, Mapping):
-        raise caller.wrong("read_inputs", f"returned {type(arrays).__name__}, not a dict of arrays")
-    missing = [name for name in shapes if name not in arrays]
-    if missing:
-        raise caller.wrong("read_inputs", f"returned no array for input {', '.join(missing)}")
-    return {name: arrays[name] for name in shapes}
+def with_classes(network: Network, outputs: Mapping[str, Array], proba: bool) -> dict[str, Array]:
+    """``outputs`` and, for the prediction of each classification loss, ``<output>_class``
+    (the class id, or name when the target has ``classes``) and with ``proba`` the
+    probabilities ``<output>_p<k>`` (softmax over the last axis, or sigmoid)."""
+    spec = network.graph.spec
+    out = dict(outputs)
+    for loss in network.graph.losses:
+        applies = getattr(loss.section.plugin, "applies", None)
+        name = loss.inputs[0]
+        if not applies or name not in outputs or f"{name}_class" in out:
+            continue
+        z = np.asarray(outputs[name], dtype=np.float64).reshape(len(outputs[name]), -1)
+        if applies == "softmax":
+            p = np.exp(z - z.max(axis=1, keepdims=True))
+            p /= p.sum(axis=1, keepdims=True)
+            ids = p.argmax(axis=1)
+        else:
+            p = 0.5 * (1 + np.tanh(0.5 * z))
+            ids = (p[:, 0] > 0.5).astype(np.int64)
+        classes = spec.inputs[loss.inputs[-1]].classes if loss.inputs[-1] in spec.inputs else None
+        out[f"{name}_class"] = np.array(classes)[ids] if isinstance(classes, list) else ids
+        if proba:
+            for k in range(p.shape[1]):
+                out[f"{name}_p{k}"] = p[:, k]
+    return out
 
 
 # -- writing -------------------------------------------------------------------------------------
 
 
 def format_csv(outputs: Mapping[str, Array]) -> str:
-    """Predictions as CSV: header ``<output>_<i>``, one row per sample, floats as ``repr``."""
-    flat = [array.reshape(len(array), math.prod(array.shape[1:])) for array in outputs.values()]
-    header = [
-        column
-        for name, array in zip(outputs, flat, strict=True)
-        for column in column_names(name, (array.shape[1],))
-    ]
+    """Predictions as CSV: header ``<output>_<i>`` (a one-axis array is one column named by
+    its key), one row per sample, floats as ``repr``, class names and ids as they are."""
+    header: list[str] = []
+    cells: list[list[str]] = []
+    for name, array in outputs.items():
+        if array.ndim == 1:
+            header.append(name)
+            cells.append([_cell(v) for v in array.tolist()])
+            continue
+        flat = array.reshape(len(array), math.prod(array.shape[1:]))
+        header += column_names(name, (flat.shape[1],))
+        cells += [[_cell(v) for v in column] for column in flat.T.tolist()]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
-    table = np.concatenate(flat, axis=1) if flat else np.empty((0, 0))
-    writer.writerows([repr(float(v)) for v in row] for row in table.tolist())
+    writer.writerows(zip(*cells, strict=True))
     return buffer.getvalue()
+
+
+def _cell(value: Any) -> str:
+    return repr(float(value)) if isinstance(value, float) else str(value)
 
 
 def write_predictions(outputs: Mapping[str, Array], path: Path) -> None:
@@ -132,13 +171,13 @@ def prepare(
 
 
 def predict_file(
-    network: Network, source: Path, output: Path | None
+    network: Network, source: Path, output: Path | None, proba: bool = False
 ) -> tuple[dict[str, Array], str | None]:
     """Predict with ``network`` on the file ``source``; write to ``output``.
 
     Returns the predictions and, without ``output``, their CSV text.
     """
-    outputs = network.predict(read_inputs(network, source))
+    outputs = with_classes(network, network.predict(read_inputs(network, source)), proba)
     if output is None:
         return outputs, format_csv(outputs)
     write_predictions(outputs, output)

@@ -78,12 +78,19 @@ def _rate(value: float) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
 
 
-def summary(history: Sequence[Mapping[str, Any]], run_dir: Path, elapsed: float) -> str:
-    """The last line of a run: the final epoch's losses and metrics, the time, the run folder."""
+def summary(
+    history: Sequence[Mapping[str, Any]],
+    run_dir: Path,
+    elapsed: float,
+    test: Mapping[str, float] | None = None,
+) -> str:
+    """The last line of a run: the final epoch's losses and metrics, the test split's scores
+    (``test_<column>``), the time, the run folder."""
     if not history:
         return f"done: nothing to train ({duration(elapsed)}); run folder {run_dir}"
     last = history[-1]
     scores = "  ".join(f"{k} {v:.6g}" for k, v in last.items() if k not in ("epoch", "seconds"))
+    scores += "".join(f"  test_{k} {v:.6g}" for k, v in (test or {}).items())
     return f"done: epoch {last['epoch']}  {scores}  ({duration(elapsed)}); run folder {run_dir}"
 
 

@@ -18,14 +18,14 @@ from typing import Any, overload
 import numpy as np
 
 from graphnet.checkpoint import Snapshot, checkpoint_arrays, differences, restore
-from graphnet.dataset import load_data, streams
+from graphnet.dataset import prepare, streams
 from graphnet.errors import GraphnetError, GraphnetWarning, Interrupted, SpecError
+from graphnet.evaluation import test_scores
 from graphnet.network import build
 from graphnet.runfolder import CHECKPOINT, SPEC, RunFolder, default_folder
 from graphnet.spec import Spec
 from graphnet.stop import Stop
 from graphnet.trainer import Reporter, Trainer
-
 
 # rows of metrics.csv kept in memory between checkpoints at the most; more are written out (rows
 # past the checkpoint are dropped by --resume and computed again)
@@ -40,6 +40,7 @@ class History(Sequence[dict[str, Any]]):
 
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
+        self.test: dict[str, float] | None = None  # the test split's scores, when it has one
         self._records: list[dict[str, Any]] | None = None
 
     def _read(self) -> list[dict[str, Any]]:
@@ -70,12 +71,19 @@ def train(
     *,
     resume: bool = False,
     reporter: Reporter | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> History:
-    """Train as ``graphnet run`` does: write the run folder and return one record per epoch."""
+    """Train as ``graphnet run`` does: write the run folder and return one record per epoch.
+
+    ``names`` says how messages name the arguments (``out_dir``, ``weights``, ``resume``):
+    the Python API's own names by default, the command line's flags from ``graphnet run``."""
     folders: list[Path] = []
+    named = {"out_dir": "out_dir", "weights": "weights", "resume": "resume", **(names or {})}
     with ExitStack() as lock:  # the run folder's lock, held until loss.png is drawn
         try:
-            return _train(spec, out_dir, weights, resume, reporter or Reporter(), folders, lock)
+            return _train(
+                spec, out_dir, weights, resume, reporter or Reporter(), folders, lock, named
+            )
         finally:  # the training arrays are released by now: drawing does not add to the peak
             if folders:
                 from graphnet.plots import try_draw_run
@@ -91,18 +99,22 @@ def _train(
     reporter: Reporter,
     folders: list[Path],
     lock: ExitStack,
+    names: Mapping[str, str],
 ) -> History:
     rngs = streams(spec.seed)
     network = build(spec)
-    trainer = Trainer(spec, network, load_data(spec, rngs["data"]), rngs)
+    data = prepare(spec, rngs)
+    trainer = Trainer(spec, network, data, rngs)
     if weights is not None:
         if resume:
             raise SpecError(
-                "--weights and --resume do not go together: a resumed run starts from its checkpoint"
+                f"{names['weights']} and {names['resume']} do not go together: a resumed run "
+                "starts from its checkpoint"
             )
         network.load_weights(weights)
+    network.normalizer = data.normalizer
     assert spec.name is not None
-    named_by = "--out" if out_dir is not None else "the default run folder"
+    named_by = names["out_dir"] if out_dir is not None else "the default run folder"
     folder = RunFolder(out_dir if out_dir is not None else default_folder(spec.name, resume))
     lock.enter_context(folder.open(resume, named_by))
     first_epoch = _resume_point(spec, folder, trainer) if resume else 1
@@ -122,7 +134,8 @@ def _train(
     if getattr(type(reporter), "batch", Reporter.batch) is not Reporter.batch:
         trainer.on_batch = reporter.batch
     _loop(spec, trainer, folder, first_epoch, reporter)
-    folder.write_weights(network.arrays())
+    folder.write_weights(network.file_arrays())
+    history.test = test_scores(spec, network, data.test)
     return history
 
 
@@ -224,7 +237,12 @@ def _keep_last_complete(
         if last is None:
             return 0
         folder.write_weights(
-            {k[len("param/") :]: v for k, v in last.items() if k.startswith("param/")}
+            {
+                k[len("param/") :] if k.startswith("param/") else k: v
+                for k, v in last.items()
+                if k.startswith("param/")
+                or (k.startswith("data/") and k.endswith(("/shift", "/scale")))
+            }
         )
         return int(last["epoch"])
     except GraphnetError:  # the folder cannot be written: report the first failure, not this one

@@ -32,7 +32,10 @@ HELP: dict[str, dict[str, str]] = {
         "outputs": "What `predict` returns (default: the first input of each loss).",
         "train": "How to train: epochs, batches, optimizer, metrics and checkpoints.",
     },
-    "InputSpec": {"shape": "The per-sample shape, e.g. [2]."},
+    "InputSpec": {
+        "shape": "The per-sample shape, e.g. [2].",
+        "classes": "auto or a list of class names: the values are names, read as class ids.",
+    },
     "NodeSpec": {
         "name": "The node's name, unique among nodes and inputs.",
         "type": "The layer type: a registered layer plugin (case-insensitive).",
@@ -46,7 +49,10 @@ HELP: dict[str, dict[str, str]] = {
     "OptimizerSpec": {"type": "The optimizer type: a registered optimizer plugin."},
     "DataSpec": {
         "source": "The data source: a registered data-source plugin (case-insensitive).",
-        "validation": "The fraction of samples held out for validation (0 = none).",
+        "validation": "The fraction of samples held out for validation (0 = none), or a data source of its own.",
+        "test": "The fraction held out for testing, scored once at the end (0 = none), or a data source of its own.",
+        "stratify": "An input whose classes keep their share in the fraction splits.",
+        "normalize": "Per input: standard or minmax, fitted on the training split only.",
     },
     "TrainSpec": {
         "epochs": "Passes over the training set.",

@@ -130,6 +130,7 @@ class _Plugged(_Strict):
 
 class InputSpec(_Strict):
     shape: list[Annotated[int, Field(ge=1)]]
+    classes: Literal["auto"] | Annotated[list[str], Field(min_length=2)] | None = None
 
 
 class NodeSpec(_Plugged):
@@ -155,11 +156,42 @@ class OptimizerSpec(_Plugged):
     type: str
 
 
+class SplitSpec(_Plugged):
+    """A data source of its own for the validation or test split (``{source: csv, ...}``)."""
+
+    kind: ClassVar[str] = "data source"
+    key: ClassVar[str] = "source"
+    source: str
+
+
+Fraction = Annotated[float, Field(ge=0, lt=1)]
+
+
 class DataSpec(_Plugged):
     kind: ClassVar[str] = "data source"
     key: ClassVar[str] = "source"
     source: str
-    validation: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    validation: Fraction | SplitSpec = 0.0
+    test: Fraction | SplitSpec = 0.0
+    stratify: Name | None = None
+    normalize: dict[Name, Literal["standard", "minmax"]] = Field(default_factory=dict)
+
+    def splits(self) -> list[tuple[str, SplitSpec]]:
+        """The validation and test splits that are data sources of their own."""
+        return [
+            (name, split)
+            for name in ("validation", "test")
+            if isinstance(split := getattr(self, name), SplitSpec)
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        for name, split in self.splits():
+            out[name] = split.to_dict()
+        for key, default in (("test", 0.0), ("normalize", {})):
+            if out.get(key) == default:
+                del out[key]  # spec.yaml shows the keys a spec uses
+        return out
 
 
 class TrainSpec(_Strict):
@@ -185,6 +217,7 @@ class Spec(_Strict):
     train: TrainSpec = Field(default_factory=TrainSpec)
 
     _source: Source = PrivateAttr(default_factory=lambda: Source("<spec>"))
+    _data_dir: Path | None = PrivateAttr(default=None)
     _registry: Registry | None = PrivateAttr(default=None)
 
     _as_list = field_validator("outputs", mode="before")(_as_list)
@@ -207,7 +240,14 @@ class Spec(_Strict):
     @property
     def base_dir(self) -> Path:
         """The folder relative data paths are read from: the spec file's."""
+        if self._data_dir is not None:
+            return self._data_dir
         return Path(self._source.file).resolve().parent
+
+    @base_dir.setter
+    def base_dir(self, folder: Path) -> None:
+        """A run folder's spec reads its data where the spec that trained it did."""
+        self._data_dir = Path(folder)
 
     def where(self, path: SpecPath = ()) -> str:
         """``file:line: spec.path`` for a path inside this spec."""
@@ -218,7 +258,7 @@ class Spec(_Strict):
         out: dict[str, Any] = {"name": self.name, "seed": self.seed, "dtype": self.dtype}
         if self.data is not None:
             out["data"] = self.data.to_dict()
-        out["inputs"] = {k: v.model_dump() for k, v in self.inputs.items()}
+        out["inputs"] = {k: v.model_dump(exclude_none=True) for k, v in self.inputs.items()}
         out["nodes"] = [node.to_dict() for node in self.nodes]
         out["loss"] = [loss.to_dict() for loss in self.loss]
         if self.outputs is not None:
@@ -261,6 +301,25 @@ def _fields_at(loc: Sequence[str | int]) -> list[str]:
     return []
 
 
+UNION_TAGS = ("constrained-float", "SplitSpec")  # data.validation, data.test: a number or a source
+
+
+def _relevant(errors: list[Any]) -> list[Any]:
+    """Errors of a value that may be a fraction or a data source: only the branch its type
+    takes (a source for a mapping, else the number), without the branch's tag in the path."""
+    out = []
+    for error in errors:
+        loc = tuple(error["loc"])
+        tag = next((t for t in UNION_TAGS if t in loc), None)
+        if tag is not None:
+            at_branch = loc[-1] == tag
+            if at_branch and (tag == "SplitSpec") != isinstance(error.get("input"), dict):
+                continue
+            error = {**error, "loc": tuple(p for p in loc if p != tag)}
+        out.append(error)
+    return out or errors
+
+
 def _describe(error: Mapping[str, Any]) -> tuple[tuple[str | int, ...], str]:
     loc = tuple(part for part in error["loc"] if isinstance(part, int | str))
     kind = error["type"]
@@ -285,7 +344,7 @@ def _describe(error: Mapping[str, Any]) -> tuple[tuple[str | int, ...], str]:
 
 
 def _spec_error(error: ValidationError, source: Source, prefix: SpecPath = ()) -> SpecError:
-    described = [_describe(e) for e in error.errors()]
+    described = [_describe(e) for e in _relevant(list(error.errors()))]
     lines = [f"{source.where((*prefix, *loc))}: {message}" for loc, message in described]
     first_loc, first_message = described[0]
     if len(lines) == 1:
@@ -297,6 +356,48 @@ def default_name(stem: str) -> str:
     """A spec file's stem made a valid name: other characters become ``_``."""
     name = re.sub(r"[^A-Za-z0-9_\-]", "_", stem)[:NAME_LENGTH]
     return name if re.match(r"[A-Za-z_]", name) else f"_{name}"[:NAME_LENGTH]
+
+
+def label_inputs(spec: Spec) -> dict[str, str]:
+    """The graph inputs that are the target of a classification loss (one whose plugin says
+    which function it ``applies``: softmax, sigmoid), each with that loss's type."""
+    out: dict[str, str] = {}
+    for loss in spec.loss:
+        if getattr(loss.plugin, "applies", None) and loss.inputs[-1] in spec.inputs:
+            out.setdefault(loss.inputs[-1], loss.type)
+    return out
+
+
+def _check_data_keys(spec: Spec) -> None:
+    """``classes`` only on labels; ``stratify`` and ``normalize`` name inputs that fit them."""
+    labels = label_inputs(spec)
+    for name, input_spec in spec.inputs.items():
+        if input_spec.classes is not None and name not in labels:
+            raise SpecError(
+                f"classes on input {name!r}, which is not the target of a classification loss "
+                "(cross_entropy, bce); class names are read only for labels",
+                spec.where(("inputs", name, "classes")),
+            )
+    if spec.data is None:
+        return
+    for key in spec.data.normalize:
+        if key not in spec.inputs:
+            raise SpecError(
+                f"normalize: no input {key!r}{suggest(key, spec.inputs)}",
+                spec.where(("data", "normalize", key)),
+            )
+        if key in labels:
+            raise SpecError(
+                f"normalize: input {key!r} is the label of loss {labels[key]!r}; labels are "
+                "not normalized",
+                spec.where(("data", "normalize", key)),
+            )
+    stratify = spec.data.stratify
+    if stratify is not None and stratify not in spec.inputs:
+        raise SpecError(
+            f"stratify: no input {stratify!r}{suggest(stratify, spec.inputs)}",
+            spec.where(("data", "stratify")),
+        )
 
 
 def validate(data: dict[str, Any], source: Source, registry: Registry) -> Spec:
@@ -317,8 +418,10 @@ def validate(data: dict[str, Any], source: Source, registry: Registry) -> Spec:
     sections.append((spec.train.optimizer, ("train", "optimizer")))
     if spec.data is not None:
         sections.append((spec.data, ("data",)))
+        sections += [(split, ("data", name)) for name, split in spec.data.splits()]
     for section, path in sections:
         section.resolve(registry, source, path)
+    _check_data_keys(spec)
     for i, metric in enumerate(spec.train.metrics):
         cls = registry.get("metric", metric, source.where(("train", "metrics", i)))
         spec.train.metrics[i] = cls.type.lower()

@@ -19,8 +19,8 @@ import numpy as np
 from graphnet.base import Array, Metric, Optimizer
 from graphnet.calls import Caller
 from graphnet.checkpoint import Snapshot, Snapshots
-from graphnet.dataset import split
-from graphnet.errors import DataError, GraphnetError, TrainingError
+from graphnet.dataset import Dataset
+from graphnet.errors import GraphnetError, TrainingError
 from graphnet.network import Network
 from graphnet.spec import Spec
 from graphnet.stop import Stop
@@ -61,19 +61,14 @@ class Trainer:
         self,
         spec: Spec,
         network: Network,
-        data: dict[str, Array],
+        data: Dataset,
         rngs: dict[str, np.random.Generator],
     ):
         self.spec = spec
         self.network = network
         self.train_rng = rngs["train"]
         network.set_rng(self.train_rng)
-        try:
-            self.train_data, self.val_data = split(
-                data, spec.data.validation if spec.data else 0.0, rngs["split"]
-            )
-        except DataError as error:
-            raise error.add_context(where=spec.where(("data", "validation"))) from None
+        self.train_data, self.val_data = data.train, data.validation
         self.n_train = len(next(iter(self.train_data.values())))
         section = spec.train.optimizer
         self.optimizer_caller = Caller(

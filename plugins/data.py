@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 import graphnet
 from graphnet.base import Array, Shape
-from graphnet.csvfile import read_csv_inputs, read_table
+from graphnet.csvfile import Table, read_csv_inputs, read_table
 from graphnet.errors import suggest
 from graphnet.npzfile import read_npz, read_npz_inputs
 
@@ -84,14 +84,29 @@ class CSV(graphnet.DataSource):
             description="For each graph input, the columns that make up its features, in order."
         )
         delimiter: str = Field(",", min_length=1, max_length=1, description="The field separator.")
+        missing: Literal["error", "zero", "mean"] = Field(
+            "error",
+            description="An empty cell: an error, zero, or the mean of its column in the file.",
+        )
+
+    _table: Table | None = None
 
     def load(self, base_dir: Path, rng: np.random.Generator) -> dict[str, Array]:
         path = _resolve(base_dir, self.options.path)
-        table = read_table(path, self.options.delimiter)
+        self._table = table = read_table(path, self.options.delimiter)
         return {
-            name: table.columns(wanted, f"columns.{name}")
+            name: table.columns(
+                wanted, f"columns.{name}", self.options.missing, name in self.text_inputs
+            )
             for name, wanted in self.options.columns.items()
         }
+
+    def locate(self, sample: int) -> str | None:
+        """``file:line`` of row ``sample`` of the file last read."""
+        table = self._table
+        if table is None or not 0 <= sample < len(table.lines):
+            return None
+        return f"{table.path}:{table.lines[sample]}"
 
     def read_inputs(self, path: Path, shapes: Mapping[str, Shape]) -> dict[str, Array] | None:
         """A CSV file for ``predict``: each input from its columns of ``columns`` (others from
@@ -110,7 +125,10 @@ class CSV(graphnet.DataSource):
                     f"{', '.join(columns)}"
                 )
             mapped[name] = (columns, f"input {name!r} (data.columns.{name} of the run's spec)")
-        return read_csv_inputs(path, shapes, self.options.delimiter, mapped)
+        self._table = table = read_table(path, self.options.delimiter)
+        return read_csv_inputs(
+            table, shapes, self.options.delimiter, mapped, self.options.missing, self.text_inputs
+        )
 
 
 class NPZ(graphnet.DataSource):
@@ -146,7 +164,7 @@ class NPZ(graphnet.DataSource):
         name); any other file is not read here."""
         if path.suffix.lower() != ".npz":
             return None
-        return read_npz_inputs(path, shapes, self.options.arrays)
+        return read_npz_inputs(path, shapes, self.options.arrays, self.text_inputs)
 
 
 class _FiniteArrays(dict[str, Array]):

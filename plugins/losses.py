@@ -118,6 +118,7 @@ class CrossEntropy(graphnet.Loss):
     """
 
     type = "cross_entropy"
+    applies = "softmax"
 
     class Options(BaseModel):
         model_config = ConfigDict(extra="forbid")
@@ -137,6 +138,7 @@ class CrossEntropy(graphnet.Loss):
 
     def check_shapes(self, input_shapes: Sequence[Shape]) -> None:
         logits, labels = input_shapes
+        self.classes = logits[0] if len(logits) == 1 else 0
         if len(logits) != 1:
             raise graphnet.ShapeError(f"logits must have shape [classes], got {list(logits)}")
         if list(labels) not in ([1], list(logits)):
@@ -148,6 +150,22 @@ class CrossEntropy(graphnet.Loss):
             raise graphnet.ShapeError(
                 f"class_weights has {len(weights)} weights for logits of shape {list(logits)}; "
                 f"give one weight per class ({logits[0]})"
+            )
+
+    def check_targets(self, targets: Sequence[Array | None]) -> None:
+        """Class ids must be whole numbers in 0..classes-1 (classes from ``check_shapes``)."""
+        labels = targets[-1]
+        classes = getattr(self, "classes", 0)
+        if labels is None or labels.shape[-1] != 1 or classes < 2:
+            return
+        ids = labels[:, 0]
+        bad = np.flatnonzero((ids != np.round(ids)) | (ids < 0) | (ids >= classes))
+        if bad.size:
+            sample = int(bad[0])
+            raise graphnet.DataError(
+                f"label {float(ids[sample])!r} of sample {sample} is not a class id in "
+                f"0..{classes - 1}",
+                sample=sample,
             )
 
     def forward(self, inputs: Sequence[Array]) -> tuple[Any, Any]:
@@ -222,6 +240,7 @@ class BCE(graphnet.Loss):
     """
 
     type = "bce"
+    applies = "sigmoid"
 
     class Options(BaseModel):
         model_config = ConfigDict(extra="forbid")
@@ -245,6 +264,19 @@ class BCE(graphnet.Loss):
             raise graphnet.ShapeError(
                 f"pos_weight has {len(weights)} weights for logits of shape {list(logits)}; "
                 f"give one number, or one per output ({outputs})"
+            )
+
+    def check_targets(self, targets: Sequence[Array | None]) -> None:
+        """Targets are probabilities: every value in [0, 1]."""
+        t = targets[-1]
+        if t is None:
+            return
+        bad = np.flatnonzero(((t < 0) | (t > 1)).reshape(len(t), -1).any(axis=1))
+        if bad.size:
+            sample = int(bad[0])
+            value = t[sample].ravel()[((t[sample] < 0) | (t[sample] > 1)).ravel()][0]
+            raise graphnet.DataError(
+                f"target {float(value)!r} of sample {sample} is outside [0, 1]", sample=sample
             )
 
     def forward(self, inputs: Sequence[Array]) -> tuple[Any, Any]:
