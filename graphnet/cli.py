@@ -154,7 +154,8 @@ def run(
         raise
     finally:
         reporter.close()
-    click.echo(summary(history, history.run_dir, time.perf_counter() - started))
+    elapsed = time.perf_counter() - started
+    click.echo(summary(history, history.run_dir, elapsed, history.results))
 
 
 # -- validate, summary, plugins --------------------------------------------------------------
