@@ -51,9 +51,7 @@ def test_a_limit_above_every_norm_changes_nothing(tmp_path):
     """A limit the gradients never reach gives the very bits of a run without clipping."""
     data = linear_data(tmp_path)
     _, largest = numpy_sgd(data, 10, None)
-    np.testing.assert_array_equal(
-        trained(tmp_path, 10, 2 * largest), trained(tmp_path, 10, None)
-    )
+    np.testing.assert_array_equal(trained(tmp_path, 10, 2 * largest), trained(tmp_path, 10, None))
 
 
 def test_clipping_matches_torch(tmp_path):

@@ -141,7 +141,9 @@ def test_a_schedule_needs_an_optimizer_with_lr(tmp_path):
     plugin = tmp_path / "fixed_step.py"
     plugin.write_text(NO_LR, encoding="utf-8")
     spec = write_spec(
-        tmp_path, optimizer={"type": "fixed_step"}, lr_schedule={"type": "exponential", "gamma": 0.9}
+        tmp_path,
+        optimizer={"type": "fixed_step"},
+        lr_schedule={"type": "exponential", "gamma": 0.9},
     )
     line = spec.read_text().splitlines().index("  lr_schedule:") + 2  # where its keys begin
     for command in ("validate", "run"):
