@@ -29,15 +29,6 @@ class MetricUse:
     slots: tuple[int, int]
     caller: Caller
 
-    def number(self, method: str, value: Any) -> float:
-        """``value``, returned by ``method``, as a float; anything else is the plugin's fault."""
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise self.caller.wrong(
-                method, f"returned {type(value).__name__}, not a number"
-            ) from None
-
 
 class Meters:
     """Measures every metric over a pass: :meth:`start`, :meth:`add` per batch, :meth:`results`."""
@@ -60,7 +51,7 @@ class Meters:
         for i, use in enumerate(self.averaged):
             prediction, target = values[use.slots[0]], values[use.slots[1]]
             value = use.caller.call("compute", use.metric.compute, prediction, target)
-            self.sums[i] += use.number("compute", value) * size
+            self.sums[i] += use.caller.number("compute", value) * size
         for use in self.accumulating:
             prediction, target = values[use.slots[0]], values[use.slots[1]]
             use.caller.call("update", use.metric.update, prediction, target)
@@ -71,7 +62,8 @@ class Meters:
         for use, total in zip(self.averaged, self.sums, strict=True):
             out[use.column] = total / samples
         for use in self.accumulating:
-            out[use.column] = use.number("result", use.caller.call("result", use.metric.result))
+            result = use.caller.call("result", use.metric.result)
+            out[use.column] = use.caller.number("result", result)
         for use in self.uses:
             if math.isnan(out[use.column]) and use.column not in self.warned:
                 self.warned.add(use.column)

@@ -123,12 +123,7 @@ class Trainer:
         value = self.schedule_caller.call(
             "lr", self.schedule.lr, epoch, self.base_lr, list(self.history)
         )
-        try:
-            lr = float(value)
-        except (TypeError, ValueError):
-            raise self.schedule_caller.wrong(
-                "lr", f"returned {type(value).__name__}, not a number"
-            ) from None
+        lr = self.schedule_caller.number("lr", value)
         if not (math.isfinite(lr) and lr >= 0):
             raise self.schedule_caller.wrong("lr", f"returned {lr} for epoch {epoch}")
         self.optimizer.options.lr = lr

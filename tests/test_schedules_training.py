@@ -155,3 +155,39 @@ def test_a_schedule_needs_an_optimizer_with_lr(tmp_path):
         cli, ["validate", str(spec), "--plugin", str(plugin), "--set", "train.lr_schedule=null"]
     )
     assert without.exit_code == 0, without.output
+
+
+BAD_SCHEDULE = '''
+import graphnet
+
+
+class Words(graphnet.Schedule):
+    """A rate that is not a number."""
+
+    type = "words"
+
+    def lr(self, epoch, base_lr, history):
+        return "fast" if epoch == 1 else -1.0
+
+
+@graphnet.hookimpl
+def graphnet_schedules():
+    return [Words]
+'''
+
+
+def test_a_schedule_returning_no_rate_is_named(tmp_path):
+    """A schedule whose lr is not a number fails the run (exit 1) naming the schedule, the
+    method and the plugin file."""
+    from click.testing import CliRunner
+
+    from graphnet.cli import cli
+
+    linear_data(tmp_path)
+    plugin = tmp_path / "words.py"
+    plugin.write_text(BAD_SCHEDULE, encoding="utf-8")
+    spec = write_spec(tmp_path, lr_schedule={"type": "words"})
+    result = CliRunner().invoke(cli, ["run", str(spec), "--plugin", str(plugin), "-q"])
+    assert result.exit_code == 1
+    assert "schedule 'words': lr returned str, not a number" in result.stderr
+    assert "words.py" in result.stderr
