@@ -381,8 +381,11 @@ def _check_training(spec: Spec, source: Source) -> None:
         columns = [c for c in spec.columns() if c not in ("epoch", "seconds")]
         monitor = train.early_stopping.monitor
         if monitor not in columns:
+            needs = ""
+            if monitor.startswith("val_") and "val_loss" not in columns:
+                needs = " (val_ columns need a validation split: data.validation)"
             raise SpecError(
                 f"early stopping monitors {monitor!r}, which is not a column of metrics.csv"
-                f"{suggest(monitor, columns)}; its columns: {', '.join(columns)}",
+                f"{suggest(monitor, columns)}; its columns: {', '.join(columns)}{needs}",
                 source.where(("train", "early_stopping", "monitor")),
             )

@@ -178,7 +178,11 @@ def test_a_damaged_checkpoint_names_the_missing_key(tmp_path):
 @pytest.mark.parametrize(
     "early_stopping, path, message",
     [
-        ({"monitor": "val_mea"}, "monitor", "'val_mea', which is not a column of metrics.csv"),
+        (
+            {"monitor": "val_mea"},
+            "monitor",
+            "'val_mea', which is not a column of metrics.csv (did you mean 'val_mae'?)",
+        ),
         ({"monitor": "lr"}, "monitor", "not a column"),
         ({"patience": 0}, "patience", "greater than or equal to 1"),
         ({"mode": "lowest"}, "mode", "'min' or 'max'"),
@@ -195,6 +199,14 @@ def test_bad_early_stopping_is_refused_at_its_line(tmp_path, early_stopping, pat
         assert result.exit_code == 2, result.output
         assert f"{spec}:{line}: train.early_stopping.{path}: " in result.stderr
         assert message in result.stderr
-    assert "did you mean 'val_mae'" in CliRunner().invoke(cli, ["validate", str(spec)]).stderr or (
-        early_stopping.get("monitor") != "val_mea"
-    )
+
+
+def test_the_default_monitor_needs_a_validation_split(tmp_path):
+    """early_stopping's default monitor, val_loss, without data.validation is refused saying
+    that val_ columns need a validation split."""
+    linear_data(tmp_path)
+    spec = write_spec(tmp_path, early_stopping={"patience": 3})
+    result = CliRunner().invoke(cli, ["validate", str(spec)])
+    assert result.exit_code == 2
+    assert "train.early_stopping.monitor: early stopping monitors 'val_loss'" in result.stderr
+    assert "need a validation split: data.validation" in result.stderr
