@@ -52,6 +52,13 @@ class Caller:
             self.where,
         )
 
+    def number(self, method: str, value: Any) -> float:
+        """``value``, returned by ``method``, as a float; anything else is the plugin's fault."""
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise self.wrong(method, f"returned {type(value).__name__}, not a number") from None
+
     def wrong(self, method: str, what: str) -> PluginFailure:
         """An error for a ``method`` that returned ``what`` it must not (said by the caller)."""
         return PluginFailure(f"{self.label}: {method} {what}{self.origin}", self.where)

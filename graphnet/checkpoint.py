@@ -2,15 +2,16 @@
 them, and what a resumed spec may not change.
 
 A checkpoint holds the parameters (``param/<node>/<param>``), the optimizer state
-(``state/<key>``), the number of the last complete epoch and the training generator's state,
-so a resumed run continues bit for bit.
+(``state/<key>``), the number of the last complete epoch, the training generator's state and
+the state of the training features that have some (``early_stopping/<key>``: its counters and
+the best epoch's parameters), so a resumed run continues bit for bit.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,7 @@ class Snapshot:
     buffers: Array  # the layers' buffers, likewise
     state: dict[str, Array]
     rng: Mapping[str, Any]
+    extra: dict[str, Array] = field(default_factory=dict)  # saved under their own keys
 
 
 class Snapshots:
@@ -37,7 +39,7 @@ class Snapshots:
     allocates nothing; each copy overwrites the previous one."""
 
     def __init__(self) -> None:
-        self._kept: tuple[Array, Array, dict[str, Array]] | None = None
+        self._kept: tuple[Array, Array, dict[str, Array], dict[str, Array]] | None = None
 
     def take(
         self,
@@ -46,23 +48,28 @@ class Snapshots:
         state: dict[str, Array],
         rng: np.random.Generator,
         copy: bool = True,
+        extra: dict[str, Array] | None = None,
     ) -> Snapshot:
         """The state now (the live arrays themselves with ``copy=False``, to be written
-        before training goes on)."""
+        before training goes on); ``extra``: more arrays to save under their own keys."""
         flat, buffers = network.params.flat, network.buffers.flat
+        extra = extra or {}
         if copy:
-            if self._kept is None or self._kept[2].keys() != state.keys():
-                self._kept = (
+            kept = self._kept
+            if kept is None or kept[2].keys() != state.keys() or kept[3].keys() != extra.keys():
+                kept = self._kept = (
                     np.empty_like(flat),
                     np.empty_like(buffers),
                     {k: np.array(v, copy=True) for k, v in state.items()},
+                    {k: np.array(v, copy=True) for k, v in extra.items()},
                 )
-            np.copyto(self._kept[0], flat)
-            np.copyto(self._kept[1], buffers)
-            for key, value in state.items():
-                np.copyto(self._kept[2][key], value)
-            flat, buffers, state = self._kept
-        return Snapshot(epoch, flat, buffers, state, rng.bit_generator.state)
+            np.copyto(kept[0], flat)
+            np.copyto(kept[1], buffers)
+            for live, copies in ((state, kept[2]), (extra, kept[3])):
+                for key, value in live.items():
+                    np.copyto(copies[key], value)
+            flat, buffers, state, extra = kept
+        return Snapshot(epoch, flat, buffers, state, rng.bit_generator.state, extra)
 
 
 def _views(flat: Array, like: ParamDict) -> dict[str, Array]:
@@ -88,6 +95,7 @@ def checkpoint_arrays(snapshot: Snapshot, network: Network) -> dict[str, Any]:
     arrays[SPEC_DIR] = np.frombuffer(str(network.graph.spec.base_dir).encode(), dtype=np.uint8)
     arrays["epoch"] = np.array(snapshot.epoch)
     arrays["rng"] = np.array(json.dumps(snapshot.rng))
+    arrays.update(snapshot.extra)
     return arrays
 
 
@@ -97,9 +105,11 @@ def restore(
     state: dict[str, Array],
     rng: np.random.Generator,
     where: str,
+    load_extra: Callable[[Mapping[str, Any], str], None] | None = None,
 ) -> int:
-    """Load a checkpoint's arrays into the network, the optimizer state and the generator;
-    the number of the epoch it was taken after."""
+    """Load a checkpoint's arrays into the network, the optimizer state and the generator
+    (and, with ``load_extra``, whatever else it holds); the number of the epoch it was taken
+    after."""
     params = {k[len("param/") :]: v for k, v in arrays.items() if k.startswith("param/")}
     network.load_weights(params)
     for key, target in state.items():
@@ -107,6 +117,8 @@ def restore(
         if saved is None or np.shape(saved) != np.shape(target):
             raise DataError(f"optimizer state {key!r} missing or of the wrong shape", where)
         state[key] = np.array(saved, dtype=np.asarray(target).dtype)
+    if load_extra is not None:
+        load_extra(arrays, where)
     try:
         rng.bit_generator.state = json.loads(str(arrays["rng"]))
         return int(arrays["epoch"])

@@ -156,7 +156,8 @@ def run(
         ) from None
     finally:
         reporter.close()
-    click.echo(summary(history, history.run_dir, time.perf_counter() - started, history.test))
+    elapsed = time.perf_counter() - started
+    click.echo(summary(history, history.run_dir, elapsed, history.results, history.test))
 
 
 # -- validate, summary, plugins --------------------------------------------------------------

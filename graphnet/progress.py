@@ -82,16 +82,25 @@ def summary(
     history: Sequence[Mapping[str, Any]],
     run_dir: Path,
     elapsed: float,
+    results: Mapping[str, Any] | None = None,
     test: Mapping[str, float] | None = None,
 ) -> str:
-    """The last line of a run: the final epoch's losses and metrics, the test split's scores
-    (``test_<column>``), the time, the run folder."""
+    """The last line of a run: the final epoch's losses and metrics, the best epoch of the
+    monitored column and why the run stopped (from ``results``, ``results.json``'s content),
+    the test split's scores (``test_<column>``), the time, the run folder."""
     if not history:
         return f"done: nothing to train ({duration(elapsed)}); run folder {run_dir}"
     last = history[-1]
-    scores = "  ".join(f"{k} {v:.6g}" for k, v in last.items() if k not in ("epoch", "seconds"))
-    scores += "".join(f"  test_{k} {v:.6g}" for k, v in (test or {}).items())
-    return f"done: epoch {last['epoch']}  {scores}  ({duration(elapsed)}); run folder {run_dir}"
+    parts = [f"epoch {last['epoch']}"]
+    if results and results.get("stopped") == "early_stopping":
+        parts[0] += " (early stopping)"
+    parts += [f"{k} {v:.6g}" for k, v in last.items() if k not in ("epoch", "seconds")]
+    if results and results.get("best") is not None:
+        parts.append(
+            f"best {results['monitor']} {results['best']:.6g} at epoch {results['best_epoch']}"
+        )
+    parts += [f"test_{k} {v:.6g}" for k, v in (test or {}).items()]
+    return f"done: {'  '.join(parts)}  ({duration(elapsed)}); run folder {run_dir}"
 
 
 class LineReporter(Progress):

@@ -8,6 +8,7 @@ drawn at the end (:mod:`graphnet.plots`, imported only then).
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -19,6 +20,7 @@ import numpy as np
 
 from graphnet.checkpoint import Snapshot, checkpoint_arrays, differences, restore
 from graphnet.dataset import prepare, streams
+from graphnet.early_stopping import PREFIX, EarlyStopping
 from graphnet.errors import GraphnetError, GraphnetWarning, Interrupted, SpecError
 from graphnet.evaluation import test_scores
 from graphnet.network import build
@@ -57,6 +59,11 @@ class History(Sequence[dict[str, Any]]):
     def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
     def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
         return self._read()[index]
+
+    @property
+    def results(self) -> dict[str, Any] | None:
+        """The run's ``results.json`` (None before the run has ended)."""
+        return RunFolder(self.run_dir).read_results()
 
     def __eq__(self, other: object) -> bool:
         return list(self) == list(other) if isinstance(other, Sequence) else NotImplemented
@@ -133,10 +140,44 @@ def _train(
     )
     if getattr(type(reporter), "batch", Reporter.batch) is not Reporter.batch:
         trainer.on_batch = reporter.batch
-    _loop(spec, trainer, folder, first_epoch, reporter)
+    stopped = _loop(spec, trainer, folder, first_epoch, reporter)
+    early = trainer.early
+    restore_best = early is not None and early.options.restore_best and early.best_epoch > 0
+    if early is not None and restore_best:
+        network.load_weights(early.best_arrays())  # what weights.npz holds, and the test scores
     folder.write_weights(network.file_arrays())
     history.test = test_scores(spec, network, data.test)
+    folder.write_results(_results(spec, history, early, stopped, history.test))
     return history
+
+
+def _results(
+    spec: Spec,
+    records: Sequence[dict[str, Any]],
+    early: EarlyStopping | None,
+    stopped: str,
+    test: Mapping[str, float] | None = None,
+) -> dict[str, Any]:
+    """What ``results.json`` holds: epochs, why the run stopped, the best epoch of the monitored
+    column (:meth:`Spec.monitor`) and its value, the last row of ``metrics.csv``, and the test
+    split's scores when there is one."""
+    monitor = spec.monitor()
+    best: tuple[float, int] | None = None
+    if early is not None:
+        best = (early.best, early.best_epoch) if early.best_epoch else None
+    else:
+        values = [(r[monitor], r["epoch"]) for r in records if not math.isnan(r[monitor])]
+        best = min(values) if values else None  # the first epoch of the lowest value
+    out: dict[str, Any] = {"epochs": records[-1]["epoch"] if records else 0, "stopped": stopped}
+    if best is not None:
+        out["best_epoch"] = best[1]
+    out["monitor"] = monitor
+    if best is not None:
+        out["best"] = best[0]
+    out["final"] = records[-1] if records else None
+    if test:
+        out["test"] = dict(test)
+    return out
 
 
 def _resume_point(spec: Spec, folder: RunFolder, trainer: Trainer) -> int:
@@ -155,8 +196,10 @@ def _resume_point(spec: Spec, folder: RunFolder, trainer: Trainer) -> int:
         checkpoint = folder.read_checkpoint()
         if checkpoint is not None:
             where = str(folder.file(CHECKPOINT))
-            first_epoch = (
-                restore(checkpoint, trainer.network, trainer.state, trainer.train_rng, where) + 1
+            early = trainer.early
+            load_extra = early.load if early is not None else None
+            first_epoch = 1 + restore(
+                checkpoint, trainer.network, trainer.state, trainer.train_rng, where, load_extra
             )
         done = first_epoch - 1
         if spec.train.epochs < done:
@@ -166,6 +209,8 @@ def _resume_point(spec: Spec, folder: RunFolder, trainer: Trainer) -> int:
                 str(folder.path),
             )
         folder.truncate_metrics(trainer.columns, done)
+        if trainer.schedule is not None:  # a schedule reads the epochs before this one
+            trainer.history = folder.read_metrics()
     if first_epoch == 1:
         warnings.warn(
             f"{folder.path}: --resume: no checkpoint to continue from; training from epoch 1",
@@ -177,10 +222,12 @@ def _resume_point(spec: Spec, folder: RunFolder, trainer: Trainer) -> int:
 
 def _loop(
     spec: Spec, trainer: Trainer, folder: RunFolder, first_epoch: int, reporter: Reporter
-) -> None:
-    """The epochs, a checkpoint every ``train.checkpoint_every`` seconds and at the end; on any
-    failure, the folder keeps its last complete epoch."""
+) -> str:
+    """The epochs, a checkpoint every ``train.checkpoint_every`` seconds and at the end (with
+    ``best.npz`` first when the best epoch changed); on any failure, the folder keeps its last
+    complete epoch. Why the run stopped: ``completed`` or ``early_stopping``."""
     network = trainer.network
+    early = trainer.early
     epochs = spec.train.epochs
     pending: list[dict[str, Any]] = []
     last_write = time.monotonic()
@@ -189,25 +236,36 @@ def _loop(
     with Stop() as trainer.stop, np.errstate(all="ignore"):  # non-finite values are caught
         try:
             for epoch in range(first_epoch, epochs + 1):
+                if early is not None and early.stopped:  # a resumed run that had stopped
+                    break
                 # the state after the last complete epoch, unless checkpoint.npz holds it already
                 snapshot = trainer.snapshot(epoch - 1) if saved_epoch != epoch - 1 else None
                 trainer.stop.check(epoch)
                 record = trainer.run_epoch(epoch)
                 pending.append(record)
                 reporter.epoch(record)
-                if epoch == epochs or time.monotonic() - last_write >= spec.train.checkpoint_every:
+                stopping = early is not None and early.update(record)
+                if (
+                    epoch == epochs
+                    or stopping
+                    or time.monotonic() - last_write >= spec.train.checkpoint_every
+                ):
                     trainer.check_parameters(epoch)  # a checkpoint never holds NaN or Inf
                     folder.append_metrics(trainer.columns, pending)  # rows first: see RunFolder
                     pending.clear()
+                    _save_best(folder, early)
                     now = trainer.snapshot(epoch, copy=False)
                     folder.write_checkpoint(checkpoint_arrays(now, network))
                     saved_epoch, last_write = epoch, time.monotonic()
                 elif len(pending) >= PENDING_ROWS:  # memory must not grow with the epochs
                     folder.append_metrics(trainer.columns, pending)
                     pending.clear()
+                if stopping:
+                    break
+            _save_best(folder, early)  # a resumed run that had nothing left to do
         except Exception as error:  # whatever stopped the run, keep its complete epochs
             arrays = checkpoint_arrays(snapshot, network) if snapshot else None
-            kept = _keep_last_complete(folder, trainer.columns, pending, arrays)
+            kept = _keep_last_complete(folder, trainer.columns, pending, arrays, early)
             if isinstance(error, GraphnetError) and (kept or error.exit_code != 2):
                 error.add_context(
                     after=f"; the run folder keeps epoch {kept}"
@@ -217,6 +275,14 @@ def _loop(
             if isinstance(error, Interrupted):
                 error.add_context(where=str(folder.path))
             raise
+    return "early_stopping" if early is not None and early.stopped else "completed"
+
+
+def _save_best(folder: RunFolder, early: EarlyStopping | None) -> None:
+    """``best.npz``, when the best epoch changed since it was written."""
+    if early is not None and early.unsaved and early.best_epoch > 0:
+        folder.write_best({**early.best_arrays(), **early.network.normalizer.arrays()})
+        early.unsaved = False
 
 
 def _keep_last_complete(
@@ -224,8 +290,10 @@ def _keep_last_complete(
     columns: list[str],
     pending: list[dict[str, Any]],
     snapshot: dict[str, Any] | None,
+    early: EarlyStopping | None,
 ) -> int:
-    """After a failure: the checkpoint and weights of the last complete epoch; its number."""
+    """After a failure: the checkpoint, weights and best epoch of the last complete epoch; its
+    number."""
     try:
         folder.append_metrics(columns, pending)
         finite = snapshot is not None and all(
@@ -244,6 +312,9 @@ def _keep_last_complete(
                 or (k.startswith("data/") and k.endswith(("/shift", "/scale")))
             }
         )
+        if early is not None and any(k.startswith(PREFIX) for k in last):
+            early.load(last, str(folder.file(CHECKPOINT)))
+            _save_best(folder, early)
         return int(last["epoch"])
     except GraphnetError:  # the folder cannot be written: report the first failure, not this one
         return 0

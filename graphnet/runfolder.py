@@ -1,4 +1,5 @@
-"""The run folder: ``spec.yaml``, ``weights.npz``, ``checkpoint.npz`` and ``metrics.csv``.
+"""The run folder: ``spec.yaml``, ``weights.npz``, ``checkpoint.npz``, ``metrics.csv``,
+``best.npz`` (with early stopping) and ``results.json``.
 
 Every file is written atomically (a temporary file in the same folder, then ``os.replace``), so
 a run that fails or is killed half-way through a write keeps the previous file intact. NPZ files
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import math
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -26,6 +29,8 @@ SPEC = "spec.yaml"
 WEIGHTS = "weights.npz"
 CHECKPOINT = "checkpoint.npz"
 METRICS = "metrics.csv"
+BEST = "best.npz"
+RESULTS = "results.json"
 LOCK = ".graphnet.lock"
 
 
@@ -165,6 +170,23 @@ class RunFolder:
     def write_weights(self, params: Mapping[str, np.ndarray]) -> None:
         self.write(WEIGHTS, npz_writer(params))
 
+    def write_best(self, params: Mapping[str, np.ndarray]) -> None:
+        self.write(BEST, npz_writer(params))
+
+    def write_results(self, results: Mapping[str, Any]) -> None:
+        """``results.json``; a NaN or infinite number is written as ``null`` (JSON has none)."""
+        self.write(RESULTS, (json.dumps(_finite(results), indent=2) + "\n").encode())
+
+    def read_results(self) -> dict[str, Any] | None:
+        path = self.file(RESULTS)
+        if not path.exists():
+            return None
+        try:
+            results: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as error:
+            raise DataError(f"cannot be read: {error}", str(path)) from None
+        return results
+
     def write_checkpoint(self, arrays: Mapping[str, np.ndarray]) -> None:
         self.write(CHECKPOINT, npz_writer(arrays), durable=True)
 
@@ -219,6 +241,15 @@ class RunFolder:
             except (ValueError, TypeError) as error:
                 raise DataError(f"cannot be read: {error}", f"{path}:{number}") from None
         return rows
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN or infinite float replaced by ``None``."""
+    if isinstance(value, Mapping):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _csv_rows(columns: Sequence[str], rows: Sequence[Mapping[str, Any]], header: bool) -> str:

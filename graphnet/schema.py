@@ -30,7 +30,10 @@ HELP: dict[str, dict[str, str]] = {
         "nodes": "The layer nodes; their order in the file does not matter.",
         "loss": "A loss, or a list of losses whose weighted sum is minimised.",
         "outputs": "What `predict` returns (default: the first input of each loss).",
-        "train": "How to train: epochs, batches, optimizer, metrics and checkpoints.",
+        "train": (
+            "How to train: epochs, batches, optimizer, metrics, checkpoints, learning-rate "
+            "schedule, early stopping and gradient clipping."
+        ),
     },
     "InputSpec": {
         "shape": "The per-sample shape, e.g. [2].",
@@ -61,6 +64,26 @@ HELP: dict[str, dict[str, str]] = {
         "optimizer": "The optimizer, with its options inline (default: sgd).",
         "metrics": "Metric plugins reported per epoch for each loss, e.g. [mae].",
         "checkpoint_every": "Seconds between checkpoints; 0 = after every epoch.",
+        "lr_schedule": (
+            "A learning-rate schedule plugin named by `type`, with its options inline: it sets "
+            "the optimizer's lr before each epoch; metrics.csv gains an `lr` column."
+        ),
+        "early_stopping": (
+            "Stop when a column of metrics.csv stops improving (as Keras' EarlyStopping); "
+            "the best epoch's weights go to best.npz."
+        ),
+        "clip_grad_norm": (
+            "Scale the gradients so that their global L2 norm is at most this, before each "
+            "step (as torch.nn.utils.clip_grad_norm_)."
+        ),
+    },
+    "ScheduleSpec": {"type": "The schedule type: a registered schedule plugin."},
+    "EarlyStoppingSpec": {
+        "monitor": "The column of metrics.csv to watch, e.g. val_loss, loss, val_<metric>, lr.",
+        "mode": "min: lower is better; max: higher is better.",
+        "patience": "Epochs without improvement before the run stops.",
+        "min_delta": "How much an epoch must beat the best by to count as an improvement.",
+        "restore_best": "End with the best epoch's weights in weights.npz (as in best.npz).",
     },
 }
 
@@ -69,6 +92,7 @@ PLUGGED = {
     "NodeSpec": ("layer", "type"),
     "LossSpec": ("loss", "type"),
     "OptimizerSpec": ("optimizer", "type"),
+    "ScheduleSpec": ("schedule", "type"),
     "DataSpec": ("data source", "source"),
 }
 

@@ -167,6 +167,19 @@ class SplitSpec(_Plugged):
 Fraction = Annotated[float, Field(ge=0, lt=1)]
 
 
+class ScheduleSpec(_Plugged):
+    kind: ClassVar[str] = "schedule"
+    type: str
+
+
+class EarlyStoppingSpec(_Strict):
+    monitor: str = "val_loss"
+    mode: Literal["min", "max"] = "min"
+    patience: Annotated[int, Field(ge=1)] = 10
+    min_delta: Annotated[float, Field(ge=0)] = 0.0
+    restore_best: bool = True
+
+
 class DataSpec(_Plugged):
     kind: ClassVar[str] = "data source"
     key: ClassVar[str] = "source"
@@ -201,6 +214,9 @@ class TrainSpec(_Strict):
     optimizer: OptimizerSpec = Field(default_factory=lambda: OptimizerSpec(type="sgd"))
     metrics: list[str] = Field(default_factory=list)
     checkpoint_every: Annotated[float, Field(ge=0)] = 30.0
+    lr_schedule: ScheduleSpec | None = None
+    early_stopping: EarlyStoppingSpec | None = None
+    clip_grad_norm: Annotated[float, Field(gt=0)] | None = None
 
 
 class Spec(_Strict):
@@ -253,6 +269,27 @@ class Spec(_Strict):
         """``file:line: spec.path`` for a path inside this spec."""
         return self._source.where(path)
 
+    def columns(self) -> list[str]:
+        """The columns of ``metrics.csv``, in order: ``epoch``, ``loss``, ``val_loss`` (with
+        validation), each metric and its ``val_`` twin (one per loss, ``<prediction>_<metric>``
+        with several losses), ``lr`` (with a schedule), ``seconds``."""
+        validation = self.data is not None and bool(self.data.validation)
+        columns = ["epoch", "loss"] + (["val_loss"] if validation else [])
+        for metric in self.train.metrics:
+            for loss in self.loss:
+                column = metric if len(self.loss) == 1 else f"{loss.inputs[0]}_{metric}"
+                columns += [column] + ([f"val_{column}"] if validation else [])
+        if self.train.lr_schedule is not None:
+            columns.append("lr")
+        return [*columns, "seconds"]
+
+    def monitor(self) -> str:
+        """The column whose best epoch a run reports: early stopping's ``monitor``, else
+        ``val_loss`` with validation, else ``loss``."""
+        if self.train.early_stopping is not None:
+            return self.train.early_stopping.monitor
+        return "val_loss" if "val_loss" in self.columns() else "loss"
+
     def to_dict(self) -> dict[str, Any]:
         """The resolved spec as plain data (defaults filled, options inline), as saved in a run."""
         out: dict[str, Any] = {"name": self.name, "seed": self.seed, "dtype": self.dtype}
@@ -263,8 +300,12 @@ class Spec(_Strict):
         out["loss"] = [loss.to_dict() for loss in self.loss]
         if self.outputs is not None:
             out["outputs"] = list(self.outputs)
-        train = self.train.model_dump(mode="json", exclude={"optimizer"})
+        optional = ("lr_schedule", "early_stopping", "clip_grad_norm")  # absent when unset
+        unset = {k for k in optional if getattr(self.train, k) is None}
+        train = self.train.model_dump(mode="json", exclude={"optimizer", "lr_schedule", *unset})
         out["train"] = {**train, "optimizer": self.train.optimizer.to_dict()}
+        if self.train.lr_schedule is not None:
+            out["train"]["lr_schedule"] = self.train.lr_schedule.to_dict()
         return out
 
 
@@ -416,6 +457,8 @@ def validate(data: dict[str, Any], source: Source, registry: Registry) -> Spec:
     ]
     sections += [(loss, ("loss", i)) for i, loss in enumerate(spec.loss)]
     sections.append((spec.train.optimizer, ("train", "optimizer")))
+    if spec.train.lr_schedule is not None:
+        sections.append((spec.train.lr_schedule, ("train", "lr_schedule")))
     if spec.data is not None:
         sections.append((spec.data, ("data",)))
         sections += [(split, ("data", name)) for name, split in spec.data.splits()]
@@ -428,6 +471,7 @@ def validate(data: dict[str, Any], source: Source, registry: Registry) -> Spec:
     for path, value in _numbers(spec.to_dict(), ()):
         if not math.isfinite(value):
             raise SpecError(f"{value} is not a finite number", source.where(path))
+    _check_training(spec, source)
     return spec
 
 
@@ -459,3 +503,27 @@ def _numbers(value: Any, path: SpecPath) -> Iterator[tuple[SpecPath, float]]:
     elif isinstance(value, list):
         for i, item in enumerate(value):
             yield from _numbers(item, (*path, i))
+
+
+def _check_training(spec: Spec, source: Source) -> None:
+    """What a schedule and early stopping need: an optimizer with ``lr``, a known column."""
+    train = spec.train
+    if train.lr_schedule is not None and "lr" not in train.optimizer.plugin.Options.model_fields:
+        raise SpecError(
+            f"a learning-rate schedule sets the optimizer's `lr`, and optimizer "
+            f"{train.optimizer.type!r} has no `lr` option; remove train.lr_schedule or use an "
+            "optimizer with one",
+            source.where(("train", "lr_schedule")),
+        )
+    if train.early_stopping is not None:
+        columns = [c for c in spec.columns() if c not in ("epoch", "seconds")]
+        monitor = train.early_stopping.monitor
+        if monitor not in columns:
+            needs = ""
+            if monitor.startswith("val_") and "val_loss" not in columns:
+                needs = " (val_ columns need a validation split: data.validation)"
+            raise SpecError(
+                f"early stopping monitors {monitor!r}, which is not a column of metrics.csv"
+                f"{suggest(monitor, columns)}; its columns: {', '.join(columns)}{needs}",
+                source.where(("train", "early_stopping", "monitor")),
+            )

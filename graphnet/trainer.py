@@ -1,8 +1,9 @@
 """The epoch loop: mini-batches, the optimizer step, metrics and validation.
 
 A :class:`Trainer` owns what training adds to a network: the split data, the optimizer and its
-state, the metrics and the training generator (shuffling, dropout). It knows nothing of files:
-the run's orchestration (:mod:`graphnet.run`) checkpoints what it hands out.
+state, the metrics, the learning-rate schedule, gradient clipping, early stopping and the
+training generator (shuffling, dropout). It knows nothing of files: the run's orchestration
+(:mod:`graphnet.run`) checkpoints what it hands out.
 """
 
 from __future__ import annotations
@@ -10,17 +11,18 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from graphnet.base import Array, Metric, Optimizer
+from graphnet.base import Array, Optimizer, Schedule
 from graphnet.calls import Caller
 from graphnet.checkpoint import Snapshot, Snapshots
 from graphnet.dataset import Dataset
+from graphnet.early_stopping import EarlyStopping
 from graphnet.errors import GraphnetError, TrainingError
+from graphnet.metering import Meters, MetricUse
 from graphnet.network import Network
 from graphnet.spec import Spec
 from graphnet.stop import Stop
@@ -39,16 +41,6 @@ class Reporter:
         """Batch ``batch`` of ``batches`` of ``epoch`` took its step; ``loss`` is its loss.
 
         Called only for reporters that override it, so a silent run pays nothing per batch."""
-
-
-@dataclass
-class MetricUse:
-    """One metric on one loss's prediction and target: its column, instance and slots."""
-
-    column: str
-    metric: Metric
-    slots: tuple[int, int]
-    caller: Caller
 
 
 class Trainer:
@@ -78,11 +70,22 @@ class Trainer:
         state = self.optimizer_caller.call("init_state", self.optimizer.init_state, network.params)
         self.state: dict[str, Array] = dict(state)
         self.snapshots = Snapshots()
-        self.metrics = self._metrics()
-        self.columns = ["epoch", "loss"] + (["val_loss"] if self.val_data else [])
-        for use in self.metrics:
-            self.columns += [use.column] + ([f"val_{use.column}"] if self.val_data else [])
-        self.columns.append("seconds")
+        self.meters = Meters(self._metrics())
+        self.columns = spec.columns()
+        self.schedule: Schedule | None = None
+        self.history: list[dict[str, Any]] = []  # the records so far, kept for a schedule only
+        if spec.train.lr_schedule is not None:
+            plugged = spec.train.lr_schedule
+            self.schedule_caller = Caller(
+                f"schedule {plugged.type!r}", spec.where(("train", "lr_schedule")), plugged.package
+            )
+            self.schedule = plugged.make(self.schedule_caller)
+            self.base_lr = float(spec.train.optimizer.options_model.lr)  # type: ignore[attr-defined]
+        self.early = (
+            EarlyStopping(spec.train.early_stopping, network)
+            if spec.train.early_stopping is not None
+            else None
+        )
 
     def _metrics(self) -> list[MetricUse]:
         uses = []
@@ -106,7 +109,28 @@ class Trainer:
 
     def snapshot(self, epoch: int, copy: bool = True) -> Snapshot:
         """The training state after ``epoch`` (see :meth:`Snapshots.take`)."""
-        return self.snapshots.take(epoch, self.network, self.state, self.train_rng, copy)
+        extra = self.early.arrays() if self.early is not None else None
+        return self.snapshots.take(epoch, self.network, self.state, self.train_rng, copy, extra)
+
+    def set_lr(self, epoch: int) -> float:
+        """The schedule's rate for ``epoch``, set on this trainer's optimizer."""
+        assert self.schedule is not None
+        value = self.schedule_caller.call(
+            "lr", self.schedule.lr, epoch, self.base_lr, list(self.history)
+        )
+        lr = self.schedule_caller.number("lr", value)
+        if not (math.isfinite(lr) and lr >= 0):
+            raise self.schedule_caller.wrong("lr", f"returned {lr} for epoch {epoch}")
+        self.optimizer.options.lr = lr
+        return lr
+
+    def clip(self, limit: float) -> None:
+        """Scale the gradients so that their global L2 norm is at most ``limit``, as
+        ``torch.nn.utils.clip_grad_norm_``: by ``limit / (norm + 1e-6)`` when that is < 1."""
+        flat = self.network.grads.flat
+        scale = limit / (math.sqrt(float(np.dot(flat, flat))) + 1e-6)
+        if scale < 1:
+            flat *= scale
 
     def check_parameters(self, epoch: int) -> None:
         """Stop the run if an update has made a parameter (or a buffer) NaN or Inf."""
@@ -122,11 +146,16 @@ class Trainer:
 
     def run_epoch(self, epoch: int) -> dict[str, Any]:
         started = time.perf_counter()
+        lr = self.set_lr(epoch) if self.schedule is not None else None
         batch_size = self.spec.train.batch_size or self.n_train
         shuffle = self.spec.train.shuffle and batch_size < self.n_train
         order = self.train_rng.permutation(self.n_train) if shuffle else None
         total = 0.0
-        sums = [0.0] * len(self.metrics)
+        meters = self.meters
+        metered = bool(meters.uses)
+        if metered:
+            meters.start()
+        clip_norm = self.spec.train.clip_grad_norm
         n = self.n_train
         step = self.optimizer.step
         params, grads, state = self.network.params, self.network.grads, self.state
@@ -143,45 +172,44 @@ class Trainer:
             if not math.isfinite(loss):
                 raise self.diverged(epoch, batch + 1, loss, values)
             self.stop.check(epoch)
+            if clip_norm is not None:
+                self.clip(clip_norm)
             self.optimizer_caller.call("step", step, params, grads, state)
             total += loss * size
-            for i, use in enumerate(self.metrics):
-                sums[i] += self.metric(use, values) * size
+            if metered:
+                meters.add(values, size)
             if self.on_batch is not None:
                 self.on_batch(epoch, batch + 1, -(-self.n_train // batch_size), loss)
         record: dict[str, Any] = {"epoch": epoch, "loss": total / self.n_train}
+        if metered:
+            record.update(meters.results(self.n_train, epoch))
         if self.val_data:
-            record.update(self.evaluate(batch_size))
-        for i, use in enumerate(self.metrics):
-            record[use.column] = sums[i] / self.n_train
+            record.update(self.evaluate(batch_size, epoch))
+        if lr is not None:
+            record["lr"] = lr
         record["seconds"] = time.perf_counter() - started
-        return {c: record[c] for c in self.columns}
+        record = {c: record[c] for c in self.columns}
+        if self.schedule is not None:
+            self.history.append(record)
+        return record
 
-    def metric(self, use: MetricUse, values: list[Any]) -> float:
-        """One metric of one batch."""
-        value = use.caller.call(
-            "compute", use.metric.compute, values[use.slots[0]], values[use.slots[1]]
-        )
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise use.caller.wrong(
-                "compute", f"returned {type(value).__name__}, not a number"
-            ) from None
-
-    def evaluate(self, batch_size: int) -> dict[str, float]:
+    def evaluate(self, batch_size: int, epoch: int) -> dict[str, float]:
         n = len(next(iter(self.val_data.values())))
         total = 0.0
-        sums = [0.0] * len(self.metrics)
+        meters = self.meters
+        metered = bool(meters.uses)
+        if metered:
+            meters.start()
         for start in range(0, n, batch_size):
             values = self.batch_values(self.val_data, slice(start, start + batch_size))
             size = len(values[self.network.slots[next(iter(self.val_data))]])
             loss, _ = self.network.losses(values, training=False)
             total += loss * size
-            for i, use in enumerate(self.metrics):
-                sums[i] += self.metric(use, values) * size
+            if metered:
+                meters.add(values, size)
         out = {"val_loss": total / n}
-        out.update({f"val_{use.column}": sums[i] / n for i, use in enumerate(self.metrics)})
+        if metered:
+            out.update(meters.results(n, epoch, "val_"))
         return out
 
     def diverged(self, epoch: int, batch: int, loss: float, values: list[Any]) -> TrainingError:

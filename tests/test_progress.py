@@ -107,7 +107,8 @@ def test_plain_lines_are_thinned_for_a_long_run(tmp_path, monkeypatch):
 
 def test_plain_lines_name_validation_and_metrics(tmp_path, monkeypatch):
     """Each line carries val_loss and the metrics, in the order of metrics.csv; the summary
-    names the final losses and metrics, the time taken and the run folder."""
+    names the final losses and metrics, the best epoch of val_loss, the time taken and the run
+    folder."""
     monkeypatch.chdir(tmp_path)
     spec = tiny_spec(tmp_path, samples=20, validation=0.25, epochs=2, metrics=["mae"])
     result = invoke("run", str(spec), "--out", "run")
@@ -118,7 +119,8 @@ def test_plain_lines_name_validation_and_metrics(tmp_path, monkeypatch):
         r"epoch 2/2  loss \S+  val_loss \S+  mae \S+  val_mae \S+  seconds \S+", lines[2]
     )
     assert re.fullmatch(
-        r"done: epoch 2  loss \S+  val_loss \S+  mae \S+  val_mae \S+  \(\d+\.\d\d s\); run folder run",
+        r"done: epoch 2  loss \S+  val_loss \S+  mae \S+  val_mae \S+  best val_loss \S+ at epoch "
+        r"[12]  \(\d+\.\d\d s\); run folder run",
         lines[3],
     )
 

@@ -130,7 +130,21 @@ BAD = {
     "unknown train key": (("train", "epoch"), 3),
     "bad input name": (("inputs", "2x"), {"shape": [1]}),
     "bad dtype": (("dtype",), "float16"),
+    "unknown schedule type": (("train", "lr_schedule"), {"type": "linear"}),
+    "unknown schedule option": (("train", "lr_schedule"), {"type": "step", "every": 2, "gama": 1}),
+    "patience below 1": (("train", "early_stopping"), {"patience": 0}),
+    "unknown early stopping key": (("train", "early_stopping"), {"patiense": 3}),
+    "clip_grad_norm of 0": (("train", "clip_grad_norm"), 0),
 }
+
+
+def test_training_features_fit_the_schema(validator):
+    """A schedule with its options inline, early stopping and clipping pass the schema."""
+    data = seed()
+    data["train"]["lr_schedule"] = {"type": "warmup_cosine", "warmup": 5, "epochs": 100}
+    data["train"]["early_stopping"] = {"monitor": "loss", "mode": "min", "patience": 3}
+    data["train"]["clip_grad_norm"] = 1.0
+    assert errors(validator, data) == []
 
 
 @pytest.mark.parametrize("case", list(BAD))
