@@ -144,6 +144,34 @@ class Trainer:
 
     # -- the loop ----------------------------------------------------------------------------
 
+    step_checked = False  # the first optimizer step of a run is checked, once
+
+    def checked_step(self) -> None:
+        """The optimizer's first step, checked: it must update the very arrays it was given
+        (an optimizer that replaces them, or rebinds a name, leaves the network untouched),
+        and, given a nonzero gradient, move some parameter."""
+        params, grads = self.network.params, self.network.grads
+        arrays = dict(params)
+        before = params.flat.copy()
+        self.optimizer_caller.call("step", self.optimizer.step, params, grads, self.state)
+        replaced = [k for k, array in arrays.items() if params.get(k) is not array]
+        if replaced or set(params) != set(arrays):
+            for key in replaced:  # put the network's own arrays back before failing
+                params[key] = arrays[key]
+            raise self.optimizer_caller.wrong(
+                "step",
+                f"replaced params[{(replaced or sorted(set(params) ^ set(arrays)))[0]!r}] "
+                "instead of updating it in place (`p -= ...`, never `params[key] = ...`)",
+            )
+        moving = getattr(self.optimizer.options, "lr", 1) != 0  # a schedule may start at 0
+        if moving and grads.flat.any() and np.array_equal(before, params.flat):
+            raise self.optimizer_caller.wrong(
+                "step",
+                "changed no parameter although the gradients are not zero: it must update "
+                "the arrays of `params` in place (`p -= lr * g`, not `p = p - lr * g`)",
+            )
+        self.step_checked = True
+
     def run_epoch(self, epoch: int) -> dict[str, Any]:
         started = time.perf_counter()
         lr = self.set_lr(epoch) if self.schedule is not None else None
@@ -174,7 +202,10 @@ class Trainer:
             self.stop.check(epoch)
             if clip_norm is not None:
                 self.clip(clip_norm)
-            self.optimizer_caller.call("step", step, params, grads, state)
+            if self.step_checked:
+                self.optimizer_caller.call("step", step, params, grads, state)
+            else:
+                self.checked_step()
             total += loss * size
             if metered:
                 meters.add(values, size)

@@ -136,3 +136,54 @@ def test_gradcheck_names_a_plugin_whose_backward_raises(tmp_path):
     assert status == 1, output
     assert "internal error" not in output
     assert "node 'odd' (misbehaving_too)" in output and "no gradient today" in output
+
+
+OPTIMIZERS = """
+import graphnet
+
+
+class Rebinds(graphnet.Optimizer):
+    type = "rebinds"
+
+    def step(self, params, grads, state):
+        for key, p in params.items():
+            p = p - 0.1 * grads[key]  # a new array, bound to a local name only
+
+
+class Replaces(graphnet.Optimizer):
+    type = "replaces"
+
+    def step(self, params, grads, state):
+        for key in list(params):
+            params[key] = params[key] - 0.1 * grads[key]
+
+
+@graphnet.hookimpl
+def graphnet_optimizers():
+    return [Rebinds, Replaces]
+"""
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "expected"),
+    [("rebinds", "changed no parameter"), ("replaces", "replaced params['")],
+)
+def test_an_optimizer_that_does_not_update_in_place_is_named(tmp_path, optimizer, expected):
+    """An optimizer whose step leaves the network's arrays as they were (it rebinds a name, or
+    puts new arrays into the dict) stops the run at its first step, naming it; never 30
+    epochs at a flat loss with exit 0."""
+    plugin = tmp_path / "optimizers.py"
+    plugin.write_text(OPTIMIZERS, encoding="utf-8")
+    spec = {
+        **SPEC,
+        "nodes": [SPEC["nodes"][1] | {"inputs": ["x"]}, SPEC["nodes"][3] | {"inputs": ["h"]}],
+    }
+    spec["train"] = {**SPEC["train"], "optimizer": {"type": optimizer}}
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
+    result = CliRunner().invoke(
+        cli, ["run", str(path), "--plugin", str(plugin), "--out", str(tmp_path / "run")]
+    )
+    assert result.exit_code == 1, result.output
+    assert f"optimizer {optimizer!r}: step" in result.output and expected in result.output
+    assert f"(plugin {plugin})" in result.output
