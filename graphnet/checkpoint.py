@@ -111,11 +111,25 @@ def restore(
     (and, with ``load_extra``, whatever else it holds); the number of the epoch it was taken
     after."""
     params = {k[len("param/") :]: v for k, v in arrays.items() if k.startswith("param/")}
-    network.load_weights(params)
+    try:
+        network.load_weights(params, where)
+    except DataError as error:
+        raise error.add_context("param/ (the parameters)") from None
     for key, target in state.items():
         saved = arrays.get(f"state/{key}")
-        if saved is None or np.shape(saved) != np.shape(target):
-            raise DataError(f"optimizer state {key!r} missing or of the wrong shape", where)
+        what = f"state/{key} (the optimizer's state)"
+        if saved is None:
+            raise DataError(f"{what}: missing", where)
+        saved = np.asarray(saved)
+        if saved.shape != np.shape(target):
+            raise DataError(
+                f"{what}: shape {list(saved.shape)}, the optimizer needs {list(np.shape(target))}",
+                where,
+            )
+        if saved.dtype.kind not in "biuf":
+            raise DataError(f"{what}: {saved.dtype} array, expected numbers", where)
+        if not np.isfinite(saved).all():
+            raise DataError(f"{what}: holds NaN or Inf", where)
         state[key] = np.array(saved, dtype=np.asarray(target).dtype)
     if load_extra is not None:
         load_extra(arrays, where)
