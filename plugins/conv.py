@@ -250,6 +250,8 @@ class MaxPool2D(_Pool):
     ) -> tuple[Array, Any]:
         (X,) = inputs
         g = self._geometry(X.shape[1:])
+        if (g.sh, g.sw) == (g.kh, g.kw):  # windows tile the input: one reshape, no loop
+            return self._tiled_forward(X, g)
         Y = g.window(X, 0, 0).copy()
         where = np.zeros(Y.shape, np.uint8 if g.kh * g.kw < 256 else np.intp)
         for p in range(1, g.kh * g.kw):
@@ -262,12 +264,40 @@ class MaxPool2D(_Pool):
     def backward(
         self, params: Mapping[str, Array], cache: Any, grad: Array
     ) -> tuple[list[Array], dict[str, Array]]:
+        if cache[0] is None:
+            return [self._tiled_backward(cache, grad)], {}
         where, shape, g = cache
         dX = np.zeros(shape, grad.dtype)
         for p in range(g.kh * g.kw):
             window = g.window(dX, *divmod(p, g.kw))
             window += grad * (where == p)
         return [dX], {}
+
+    @staticmethod
+    def _tiled_forward(X: Array, g: Geometry) -> tuple[Array, Any]:
+        """Non-overlapping windows: the input seen as [N, Ho, kh, Wo, kw, C] blocks."""
+        N = X.shape[0]
+        blocks = X[:, : g.Ho * g.kh, : g.Wo * g.kw].reshape(N, g.Ho, g.kh, g.Wo, g.kw, g.C)
+        Y = blocks.max(axis=(2, 4))
+        first = blocks == Y[:, :, None, :, None]  # every maximum; keep the first of a tie
+        seen = first[:, :, 0, :, 0].copy()
+        for p in range(1, g.kh * g.kw):
+            block = first[:, :, p // g.kw, :, p % g.kw]
+            block &= ~seen
+            seen |= block
+        return Y, (None, X.shape, g, first)
+
+    @staticmethod
+    def _tiled_backward(cache: Any, grad: Array) -> Array:
+        _, shape, g, first = cache
+        N = grad.shape[0]
+        blocks = np.multiply(first, grad[:, :, None, :, None], dtype=grad.dtype)
+        rows, cols = g.Ho * g.kh, g.Wo * g.kw
+        if (rows, cols) == shape[1:3]:
+            return blocks.reshape(shape)
+        dX = np.zeros(shape, grad.dtype)  # the rest that no window covers gets no gradient
+        dX[:, :rows, :cols] = blocks.reshape(N, rows, cols, g.C)
+        return dX
 
 
 class AvgPool2D(_Pool):
