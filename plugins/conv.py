@@ -4,7 +4,8 @@ A sample is `[H, W, C]`. Convolution is im2col plus one matrix product: the wind
 into a `[N·Ho·Wo, kh·kw·C]` matrix by one strided copy (never a loop over samples or pixels) and
 multiplied by `W` seen as `[kh·kw·C, filters]`. The backward pass is one product for `dW` and one
 batched product giving each kernel position's input gradient, which col2im adds back where the
-position's windows came from (kh·kw additions). Pooling loops over the kh·kw window positions.
+position's windows came from (kh·kw additions). Max pooling over windows that tile the input is
+one reshape; other pooling loops over the kh·kw window positions.
 """
 
 from __future__ import annotations
