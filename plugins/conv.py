@@ -276,28 +276,28 @@ class MaxPool2D(_Pool):
 
     @staticmethod
     def _tiled_forward(X: Array, g: Geometry) -> tuple[Array, Any]:
-        """Non-overlapping windows: the input seen as [N, Ho, kh, Wo, kw, C] blocks."""
-        N = X.shape[0]
-        blocks = X[:, : g.Ho * g.kh, : g.Wo * g.kw].reshape(N, g.Ho, g.kh, g.Wo, g.kw, g.C)
-        Y = blocks.max(axis=(2, 4))
-        first = blocks == Y[:, :, None, :, None]  # every maximum; keep the first of a tie
-        seen = first[:, :, 0, :, 0].copy()
-        for p in range(1, g.kh * g.kw):
-            block = first[:, :, p // g.kw, :, p % g.kw]
-            block &= ~seen
-            seen |= block
+        """Windows that tile the input: elementwise maxima of the kh·kw strided views, and for
+        each position a mask of the windows whose first maximum it holds."""
+        positions = [g.window(X, *divmod(p, g.kw)) for p in range(g.kh * g.kw)]
+        Y = positions[0].copy()
+        for view in positions[1:]:
+            np.maximum(Y, view, out=Y)
+        first = np.empty((len(positions), *Y.shape), bool)
+        np.equal(positions[0], Y, out=first[0])
+        seen = first[0].copy()
+        for p, view in enumerate(positions[1:], start=1):
+            np.equal(view, Y, out=first[p])
+            np.greater(first[p], seen, out=first[p])  # a maximum, and none before it
+            seen |= first[p]
         return Y, (None, X.shape, g, first)
 
     @staticmethod
     def _tiled_backward(cache: Any, grad: Array) -> Array:
         _, shape, g, first = cache
-        N = grad.shape[0]
-        blocks = np.multiply(first, grad[:, :, None, :, None], dtype=grad.dtype)
-        rows, cols = g.Ho * g.kh, g.Wo * g.kw
-        if (rows, cols) == shape[1:3]:
-            return blocks.reshape(shape)
-        dX = np.zeros(shape, grad.dtype)  # the rest that no window covers gets no gradient
-        dX[:, :rows, :cols] = blocks.reshape(N, rows, cols, g.C)
+        covered = (g.Ho * g.kh, g.Wo * g.kw) == shape[1:3]
+        dX = np.empty(shape, grad.dtype) if covered else np.zeros(shape, grad.dtype)
+        for p in range(g.kh * g.kw):
+            np.multiply(grad, first[p], out=g.window(dX, *divmod(p, g.kw)))
         return dX
 
 
