@@ -21,7 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field
 import graphnet
 from graphnet.base import Array, Shape
 
-Pair = int | Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=2, max_length=2)]
+Size = Annotated[int, Field(ge=1)]
+Pair = Size | Annotated[list[Size], Field(min_length=2, max_length=2)]
 
 
 def _pair(value: int | Sequence[int]) -> tuple[int, int]:
