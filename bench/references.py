@@ -9,6 +9,7 @@ the training time in seconds.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 
@@ -228,9 +229,152 @@ def w4_deep(
     return {k: v.copy() for k, v in p.items()}, [total / n], time.perf_counter() - started
 
 
+def _adam(
+    flat: np.ndarray,
+    grad: np.ndarray,
+    m: np.ndarray,
+    v: np.ndarray,
+    work: np.ndarray,
+    t: int,
+    lr: float = 0.001,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-8,
+) -> None:
+    """One Adam step on the flat buffer, p -= lr·m̂/(√v̂ + eps), in place."""
+    m *= beta1
+    m += np.multiply(grad, 1 - beta1, out=work)
+    v *= beta2
+    np.multiply(grad, grad, out=work)
+    v += np.multiply(work, 1 - beta2, out=work)
+    np.sqrt(v, out=work)
+    work /= math.sqrt(1 - beta2**t)
+    work += eps
+    np.divide(m, work, out=work)
+    flat -= np.multiply(work, lr / (1 - beta1**t), out=work)
+
+
+def _first_maximum(mask: np.ndarray) -> None:
+    """Keep, in each 2x2 block of a [N, H, 2, W, 2, C] mask of maxima, only the first in
+    row-major order (where the gradient of a tie goes, as in torch)."""
+    seen = mask[:, :, 0, :, 0].copy()
+    for i, j in ((0, 1), (1, 0), (1, 1)):
+        block = mask[:, :, i, :, j]
+        block &= ~seen
+        seen |= block
+
+
+def w5_conv(data: Arrays, init: Arrays, order: np.ndarray, batch: int = 64) -> Result:
+    """28x28x1 -> conv 3x3x16 same -> relu -> maxpool 2 -> conv 3x3x32 same -> relu -> maxpool 2
+    -> flatten -> dense 10, softmax cross-entropy, Adam, one shuffled epoch, channels last.
+
+    A convolution is im2col (one strided copy into a [pixels, 3·3·C] buffer) and one matmul; its
+    input gradient is one batched matmul per kernel position's [pixels, C] block, added back by
+    col2im (9 slice additions); pooling uses the reshape of each 2x2 block and a mask of the
+    maxima (the first of a tie).
+    """
+    X, labels = data["x"], data["y"][:, 0].astype(np.intp)
+    n, dtype = len(X), X.dtype
+    names = ["c1/W", "c1/b", "c2/W", "c2/b", "logits/W", "logits/b"]
+    flat, grad, p, g = _flat(init, names, dtype)
+    m_, v_, work = np.zeros_like(flat), np.zeros_like(flat), np.empty_like(flat)
+    W1, b1, W2, b2, W3, b3 = (p[k] for k in names)
+    dW1, db1, dW2, db2, dW3, db3 = (g[k] for k in names)
+    W1m, W2m = W1.reshape(9, 16), W2.reshape(144, 32)
+    dW1m, dW2m = dW1.reshape(9, 16), dW2.reshape(144, 32)
+    W2pos = W2.reshape(9, 16, 32).transpose(0, 2, 1)  # [position, F, C]: a view, updated in place
+    B = batch
+    Xp = np.zeros((B, 30, 30, 1), dtype)  # padded inputs; the border stays zero
+    cols1 = np.empty((B, 28, 28, 3, 3, 1), dtype)
+    Z1 = np.empty((B * 784, 16), dtype)
+    P1p = np.zeros((B, 16, 16, 16), dtype)  # pooled, padded for conv 2
+    cols2 = np.empty((B, 14, 14, 3, 3, 16), dtype)
+    Z2 = np.empty((B * 196, 32), dtype)
+    P2 = np.empty((B, 7, 7, 32), dtype)
+    logits = np.empty((B, 10), dtype)
+    dP2 = np.empty((B, 1568), dtype)
+    dZ2 = np.empty((B, 14, 14, 32), dtype)
+    dcols2 = np.empty((9, B * 196, 16), dtype)
+    dP1p = np.empty((B, 16, 16, 16), dtype)
+    dZ1 = np.empty((B, 28, 28, 16), dtype)
+    mask1 = np.empty((B, 14, 2, 14, 2, 16), bool)
+    mask2 = np.empty((B, 7, 2, 7, 2, 32), bool)
+    rows_ = np.arange(B)
+    window = np.lib.stride_tricks.sliding_window_view
+    total = 0.0
+    started = time.perf_counter()
+    for t, start in enumerate(range(0, n, batch), start=1):
+        index = order[start : start + batch]
+        m = len(index)
+        rows, y = rows_[:m], labels[index]
+        Xp[:m, 1:29, 1:29] = X[index]
+        # conv 1, relu, pool 1
+        np.copyto(cols1[:m], window(Xp[:m], (3, 3), axis=(1, 2)).transpose(0, 1, 2, 4, 5, 3))
+        c1 = cols1[:m].reshape(m * 784, 9)
+        z1 = Z1[: m * 784]
+        np.matmul(c1, W1m, out=z1)
+        z1 += b1
+        np.maximum(z1, 0, out=z1)
+        a1 = z1.reshape(m, 14, 2, 14, 2, 16)
+        p1 = P1p[:m, 1:15, 1:15]
+        np.max(a1, axis=(2, 4), out=p1)
+        np.equal(a1, p1[:, :, None, :, None], out=mask1[:m])
+        _first_maximum(mask1[:m])
+        # conv 2, relu, pool 2
+        np.copyto(cols2[:m], window(P1p[:m], (3, 3), axis=(1, 2)).transpose(0, 1, 2, 4, 5, 3))
+        c2 = cols2[:m].reshape(m * 196, 144)
+        z2 = Z2[: m * 196]
+        np.matmul(c2, W2m, out=z2)
+        z2 += b2
+        np.maximum(z2, 0, out=z2)
+        a2 = z2.reshape(m, 7, 2, 7, 2, 32)
+        p2 = P2[:m]
+        np.max(a2, axis=(2, 4), out=p2)
+        np.equal(a2, p2[:, :, None, :, None], out=mask2[:m])
+        _first_maximum(mask2[:m])
+        f = p2.reshape(m, 1568)
+        # dense, softmax cross-entropy
+        z = logits[:m]
+        np.matmul(f, W3, out=z)
+        z += b3
+        z -= z.max(axis=1, keepdims=True)
+        z -= np.log(np.exp(z).sum(axis=1, keepdims=True))  # log-softmax
+        total += -float(z[rows, y].mean()) * m
+        np.exp(z, out=z)
+        z[rows, y] -= 1
+        z /= dtype.type(m)
+        # backward
+        np.matmul(f.T, z, out=dW3)
+        np.sum(z, axis=0, out=db3)
+        dp2 = dP2[:m]
+        np.matmul(z, W3.T, out=dp2)
+        dz2 = dZ2[:m].reshape(m, 7, 2, 7, 2, 32)
+        np.multiply(mask2[:m], dp2.reshape(m, 7, 1, 7, 1, 32), out=dz2)
+        dz2 *= a2 > 0
+        dz2m = dZ2[:m].reshape(m * 196, 32)
+        np.matmul(c2.T, dz2m, out=dW2m)
+        np.sum(dz2m, axis=0, out=db2)
+        dc2 = dcols2[:, : m * 196]
+        np.matmul(dz2m, W2pos, out=dc2)
+        dp1p = dP1p[:m]
+        dp1p.fill(0)
+        for i in range(3):
+            for j in range(3):
+                dp1p[:, i : i + 14, j : j + 14] += dc2[3 * i + j].reshape(m, 14, 14, 16)
+        dz1 = dZ1[:m].reshape(m, 14, 2, 14, 2, 16)
+        np.multiply(mask1[:m], dp1p[:, 1:15, None, 1:15, None], out=dz1)
+        dz1 *= a1 > 0
+        dz1m = dZ1[:m].reshape(m * 784, 16)
+        np.matmul(c1.T, dz1m, out=dW1m)
+        np.sum(dz1m, axis=0, out=db1)
+        _adam(flat, grad, m_, v_, work, t)
+    return {k: v.copy() for k, v in p.items()}, [total / n], time.perf_counter() - started
+
+
 REFERENCES: dict[str, Callable[..., Result]] = {
     "W1": w1_seed,
     "W2": w2_mlp,
     "W3": w3_wide,
     "W4": w4_deep,
+    "W5": w5_conv,
 }

@@ -1,6 +1,6 @@
-"""Benchmark graphnet against hand-written numpy on the four workloads of bench/.
+"""Benchmark graphnet against hand-written numpy on the five workloads of bench/.
 
-    python bench/run.py [--workload W1,W2,W3,W4] [--repeats N]
+    python bench/run.py [--workload W1,W2,W3,W4,W5] [--repeats N]
 
 Each workload trains through graphnet's Python API and through its reference in
 bench/references.py, alternating in one process after a warm-up, from the same initial weights
@@ -8,7 +8,9 @@ and data; the two must reach the same losses and weights. Training time is the s
 epochs' `seconds` (graphnet) and the reference's own loop; the table gives medians, the median
 of the per-round ratios graphnet / reference, graphnet's fixed cost outside the epochs (the data
 load and drawing loss.png reported apart), and the peak memory of each side, each measured in a
-child process of its own (the reference's child imports numpy only).
+child process of its own (the reference's child imports numpy only). Where PyTorch is
+installed, W5 (the convolutional network) is also trained by torch from the same weights, data
+and order, with as many threads as numpy's BLAS, and its time is given beside the others.
 """
 
 from __future__ import annotations
@@ -31,12 +33,23 @@ sys.path.insert(0, str(HERE))
 
 from references import REFERENCES  # noqa: E402
 
-SPECS = {"W1": "w1_seed.yaml", "W2": "w2_mlp.yaml", "W3": "w3_wide.yaml", "W4": "w4_deep.yaml"}
-DATA = {  # file name, samples, input width, target width, float type, integer labels
+SPECS = {
+    "W1": "w1_seed.yaml",
+    "W2": "w2_mlp.yaml",
+    "W3": "w3_wide.yaml",
+    "W4": "w4_deep.yaml",
+    "W5": "w5_conv.yaml",
+}
+DATA: dict[str, tuple[str, int, Any, int, Any, bool]] = {
+    # file name, samples, per-sample input shape, target width, float type, integer labels
     "W2": ("w2.npz", 60_000, 784, 10, np.float32, True),
     "W3": ("w3.npz", 512 * 30, 2048, 2048, np.float32, False),
     "W4": ("w4.npz", 64 * 200, 32, 32, np.float64, False),
+    "W5": ("w5.npz", 6_000, (28, 28, 1), 10, np.float32, True),
 }
+# Multiply-adds x 2 of one W5 training step per sample: conv 1 forward and dW (no input
+# gradient: it reads a graph input), conv 2 forward, dW and dX, the dense layer's three.
+W5_FLOPS = 2 * (2 * 784 * 9 * 16 + 3 * 196 * 144 * 32 + 3 * 1568 * 10)
 
 
 def write_data(workload: str, folder: Path) -> Path | None:
@@ -47,7 +60,8 @@ def write_data(workload: str, folder: Path) -> Path | None:
     path = folder / name
     if not path.exists():
         rng = np.random.default_rng(1)
-        x = rng.standard_normal((n, width), dtype=np.float32).astype(dtype)
+        shape = width if isinstance(width, tuple) else (width,)
+        x = rng.standard_normal((n, *shape), dtype=np.float32).astype(dtype)
         if labels:
             y = rng.integers(0, out, (n, 1)).astype(dtype)
         else:
@@ -76,7 +90,7 @@ def reference_inputs(workload: str, spec: Any) -> tuple[dict, dict, dict]:
     if workload == "W4":  # 100 residual blocks need small weights to stay finite
         init = {k: v * 0.1 if k.endswith("/W") else v for k, v in init.items()}
     extra = {}
-    if workload == "W2":  # graphnet's shuffling order for the one epoch
+    if workload in ("W2", "W5"):  # graphnet's shuffling order for the one epoch
         extra["order"] = streams(spec.seed)["train"].permutation(len(data["x"]))
     return data, init, extra
 
@@ -246,14 +260,65 @@ def bench(workload: str, repeats: int, folder: Path, memory: bool) -> dict:
         flops = 6 * 512 * 3 * 2048 * 2048 * 30
         row["gflops"] = flops / row["graphnet_s"] / 1e9
         row["peak_gflops"] = matmul_peak()
+    if workload == "W5":
+        row["gflops"] = W5_FLOPS * len(data["x"]) / row["graphnet_s"] / 1e9
+        row["reference_gflops"] = W5_FLOPS * len(data["x"]) / row["reference_s"] / 1e9
+        torch_times = time_torch_w5(data, init, extra["order"], repeats)
+        if torch_times:
+            row["torch_s"] = statistics.median(torch_times)
+            row["torch_ratio"] = row["graphnet_s"] / row["torch_s"]
     if memory:
         row["graphnet_mib"], row["reference_mib"] = peak_memory(workload, folder, data, init, extra)
     return row
 
 
+def time_torch_w5(data: dict, init: dict, order: np.ndarray, repeats: int) -> list[float]:
+    """W5 trained by PyTorch (NCHW) from the same weights, data and order: training seconds
+    per counted round, or nothing where torch is not installed."""
+    try:
+        import torch
+    except ImportError:
+        return []
+    import os
+
+    threads = os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS")
+    torch.set_num_threads(int(threads) if threads else os.cpu_count() or 1)
+    nn = torch.nn
+    X = torch.from_numpy(np.ascontiguousarray(data["x"].transpose(0, 3, 1, 2)))
+    y = torch.from_numpy(data["y"][:, 0].astype(np.int64))
+    index = torch.from_numpy(order.astype(np.int64))
+    times = []
+    for _ in range(repeats + 1):  # the first round warms up
+        net = nn.Sequential(
+            nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(1568, 10),
+        )  # fmt: skip
+        with torch.no_grad():
+            for conv, name in ((net[0], "c1"), (net[3], "c2")):
+                conv.weight.copy_(torch.from_numpy(init[f"{name}/W"].transpose(3, 2, 0, 1).copy()))
+                conv.bias.copy_(torch.from_numpy(init[f"{name}/b"]))
+            # graphnet flattens [7, 7, 32] (channels last); torch flattens [32, 7, 7]
+            W = init["logits/W"].reshape(7, 7, 32, 10).transpose(2, 0, 1, 3).reshape(1568, 10)
+            net[7].weight.copy_(torch.from_numpy(W.T.copy()))
+            net[7].bias.copy_(torch.from_numpy(init["logits/b"]))
+        optimizer = torch.optim.Adam(net.parameters(), lr=0.001)
+        started = time.perf_counter()
+        for start in range(0, len(index), 64):
+            batch = index[start : start + 64]
+            optimizer.zero_grad()
+            loss = nn.functional.cross_entropy(net(X[batch]), y[batch])
+            loss.backward()
+            optimizer.step()
+        times.append(time.perf_counter() - started)
+    return times[1:]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--workload", default="W1,W2,W3,W4", help="comma-separated: W1,W2,W3,W4")
+    parser.add_argument(
+        "--workload", default="W1,W2,W3,W4,W5", help="comma-separated: W1,W2,W3,W4,W5"
+    )
     parser.add_argument("--repeats", type=int, default=5, help="counted rounds per workload")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory children")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON too")
@@ -285,7 +350,11 @@ def _format(row: dict) -> str:
     if "graphnet_mib" in row:
         ratio = row["graphnet_mib"] / row["reference_mib"]
         text += f"; peak memory {row['graphnet_mib']:.0f} / {row['reference_mib']:.0f} MiB ({ratio:.2f}x)"
-    if "gflops" in row:
+    if "torch_s" in row:
+        text += f"; torch {row['torch_s']:.3f} s (graphnet / torch {row['torch_ratio']:.3f})"
+    if "reference_gflops" in row:
+        text += f"; {row['gflops']:.1f} GFLOP/s (reference {row['reference_gflops']:.1f})"
+    elif "gflops" in row:
         share = 100 * row["gflops"] / row["peak_gflops"]
         text += f"; {row['gflops']:.1f} GFLOP/s = {share:.0f} % of the matmul peak {row['peak_gflops']:.1f}"
     return text + f" (same results to {row['difference']:.1e})"

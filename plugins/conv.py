@@ -4,7 +4,8 @@ A sample is `[H, W, C]`. Convolution is im2col plus one matrix product: the wind
 into a `[N·Ho·Wo, kh·kw·C]` matrix by one strided copy (never a loop over samples or pixels) and
 multiplied by `W` seen as `[kh·kw·C, filters]`. The backward pass is one product for `dW` and one
 batched product giving each kernel position's input gradient, which col2im adds back where the
-position's windows came from (kh·kw additions). Pooling loops over the kh·kw window positions.
+position's windows came from (kh·kw additions). Max pooling over windows that tile the input is
+one reshape; other pooling loops over the kh·kw window positions.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field
 import graphnet
 from graphnet.base import Array, Shape
 
-Pair = int | Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=2, max_length=2)]
+Size = Annotated[int, Field(ge=1)]
+Pair = Size | Annotated[list[Size], Field(min_length=2, max_length=2)]
 
 
 def _pair(value: int | Sequence[int]) -> tuple[int, int]:
@@ -250,6 +252,8 @@ class MaxPool2D(_Pool):
     ) -> tuple[Array, Any]:
         (X,) = inputs
         g = self._geometry(X.shape[1:])
+        if (g.sh, g.sw) == (g.kh, g.kw):  # windows tile the input: one reshape, no loop
+            return self._tiled_forward(X, g)
         Y = g.window(X, 0, 0).copy()
         where = np.zeros(Y.shape, np.uint8 if g.kh * g.kw < 256 else np.intp)
         for p in range(1, g.kh * g.kw):
@@ -262,12 +266,40 @@ class MaxPool2D(_Pool):
     def backward(
         self, params: Mapping[str, Array], cache: Any, grad: Array
     ) -> tuple[list[Array], dict[str, Array]]:
+        if cache[0] is None:
+            return [self._tiled_backward(cache, grad)], {}
         where, shape, g = cache
         dX = np.zeros(shape, grad.dtype)
         for p in range(g.kh * g.kw):
             window = g.window(dX, *divmod(p, g.kw))
             window += grad * (where == p)
         return [dX], {}
+
+    @staticmethod
+    def _tiled_forward(X: Array, g: Geometry) -> tuple[Array, Any]:
+        """Windows that tile the input: elementwise maxima of the kh·kw strided views, and for
+        each position a mask of the windows whose first maximum it holds."""
+        positions = [g.window(X, *divmod(p, g.kw)) for p in range(g.kh * g.kw)]
+        Y = positions[0].copy()
+        for view in positions[1:]:
+            np.maximum(Y, view, out=Y)
+        first = np.empty((len(positions), *Y.shape), bool)
+        np.equal(positions[0], Y, out=first[0])
+        seen = first[0].copy()
+        for p, view in enumerate(positions[1:], start=1):
+            np.equal(view, Y, out=first[p])
+            np.greater(first[p], seen, out=first[p])  # a maximum, and none before it
+            seen |= first[p]
+        return Y, (None, X.shape, g, first)
+
+    @staticmethod
+    def _tiled_backward(cache: Any, grad: Array) -> Array:
+        _, shape, g, first = cache
+        covered = (g.Ho * g.kh, g.Wo * g.kw) == shape[1:3]
+        dX = np.empty(shape, grad.dtype) if covered else np.zeros(shape, grad.dtype)
+        for p in range(g.kh * g.kw):
+            np.multiply(grad, first[p], out=g.window(dX, *divmod(p, g.kw)))
+        return dX
 
 
 class AvgPool2D(_Pool):

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 import graphnet
 from graphnet.registry import get_registry
@@ -180,6 +181,24 @@ def test_shape_errors_name_both_shapes(
     is a ShapeError naming the input's shape and what the layer needs."""
     with pytest.raises(graphnet.ShapeError, match=message):
         layer(name, **options).output_shape([shape])
+
+
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [
+        ("conv2d", {"filters": 1, "kernel": 0}),
+        ("conv2d", {"filters": 1, "kernel": [3, 0]}),
+        ("conv2d", {"filters": 1, "kernel": [3, 3, 3]}),
+        ("conv2d", {"filters": 1, "kernel": 3, "stride": -1}),
+        ("maxpool2d", {"pool": 0}),
+        ("avgpool2d", {"stride": [2]}),
+    ],
+)
+def test_window_sizes_are_positive_ints_or_pairs(name: str, options: dict[str, Any]) -> None:
+    """kernel, pool and stride take a positive int or a pair of them; anything else is refused
+    by the options model (a spec error naming the option)."""
+    with pytest.raises(ValidationError):
+        layer(name, **options)
 
 
 def test_a_kernel_larger_than_the_input_is_fine_with_same_padding() -> None:

@@ -146,16 +146,18 @@ def test_pooling_matches_torch(
     compare(name, options, [X], {}, lambda xs, p: reference(xs[0]), True)
 
 
-def test_maxpool_ties_follow_torch() -> None:
+@pytest.mark.parametrize(("pool", "stride"), [(2, None), (3, 1)])
+def test_maxpool_ties_follow_torch(pool: int, stride: int | None) -> None:
     """On an input full of ties (relu zeros and repeated values) the gradient goes where
-    torch's goes."""
-    X = np.random.default_rng(2).integers(-1, 2, (2, 6, 6, 3)).clip(0).astype(float)
+    torch's goes, for tiling and for overlapping windows."""
+    X = np.random.default_rng(2).integers(-1, 3, (2, 7, 6, 3)).clip(0).astype(float)
+    options = {"pool": pool} if stride is None else {"pool": pool, "stride": stride}
     compare(
         "maxpool2d",
-        {"pool": 3, "stride": 1},
+        options,
         [X],
         {},
-        lambda xs, p: F.max_pool2d(xs[0], 3, 1),
+        lambda xs, p: F.max_pool2d(xs[0], pool, stride),
         True,
     )
 
