@@ -442,3 +442,36 @@ def test_a_runs_memory_does_not_grow_with_its_epochs(tmp_path):
     held_after(10)  # warm: imports, caches
     small, large = held_after(100), held_after(1100)
     assert large - small < 150_000, (small, large)  # 1,000 records would hold 400 kB
+
+
+@pytest.mark.parametrize(
+    ("damage", "expected"),
+    [
+        (
+            lambda a: a.update({"state/step": np.array("seven")}),
+            "state/step (the optimizer's state): <U5 array",
+        ),
+        (lambda a: a.pop("param/h/W"), "checkpoint.npz: param/ (the parameters): missing h/W"),
+        (
+            lambda a: a.update({"state/all/m": np.full_like(a["state/all/m"], np.nan)}),
+            "holds NaN or Inf",
+        ),
+    ],
+    ids=["state-is-text", "missing-parameter", "nan-state"],
+)
+def test_a_damaged_checkpoint_names_the_file_and_key(tmp_path, damage, expected):
+    """--resume on a checkpoint with a text optimizer step, a missing parameter or NaN state
+    exits 2 naming checkpoint.npz and the key; it never resumes from nonsense."""
+    spec = {**SPEC, "train": {**SPEC["train"], "optimizer": {"type": "adam", "lr": 0.01}}}
+    path = write(tmp_path, spec)
+    run = tmp_path / "run"
+    assert CliRunner().invoke(cli, ["run", str(path), "--out", str(run), "-q"]).exit_code == 0
+    with np.load(run / "checkpoint.npz") as checkpoint:
+        arrays = {k: checkpoint[k] for k in checkpoint.files}
+    damage(arrays)
+    np.savez(run / "checkpoint.npz", **arrays)
+    result = CliRunner().invoke(
+        cli, ["run", str(path), "--out", str(run), "--set", "train.epochs=5", "--resume"]
+    )
+    assert result.exit_code == 2, result.output
+    assert "checkpoint.npz" in result.output and expected in result.output, result.output
