@@ -148,6 +148,8 @@ def run(
     try:
         history = train(loaded, out, weights, resume=resume, reporter=reporter, names=RUN_FLAGS)
     except Interrupted as error:
+        if error.complete:
+            raise
         again = [f"--plugin {shlex.quote(ref)}" for ref in _plugins()]
         again += [f"--set {shlex.quote(item)}" for item in overrides]
         command = ["graphnet run", shlex.quote(str(spec)), "--out", shlex.quote(str(error.where))]

@@ -89,9 +89,12 @@ class TrainingError(GraphnetError):
 class Interrupted(GraphnetError):
     """A run stopped by Ctrl-C (SIGINT, exit status 130) or SIGTERM (143) after its checkpoint."""
 
-    def __init__(self, message: str, signal_number: int, where: str | None = None) -> None:
+    def __init__(
+        self, message: str, signal_number: int, where: str | None = None, complete: bool = False
+    ) -> None:
         super().__init__(message, where)
         self.exit_code = 128 + signal_number
+        self.complete = complete  # the signal came after the run's last epoch: nothing to resume
 
 
 class GraphnetWarning(UserWarning):

@@ -9,6 +9,7 @@ drawn at the end (:mod:`graphnet.plots`, imported only then).
 from __future__ import annotations
 
 import math
+import signal
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -86,16 +87,28 @@ def train(
     the Python API's own names by default, the command line's flags from ``graphnet run``."""
     folders: list[Path] = []
     named = {"out_dir": "out_dir", "weights": "weights", "resume": "resume", **(names or {})}
+    late = Stop()  # a signal after the last epoch: noted, and the run still writes every file
     with ExitStack() as lock:  # the run folder's lock, held until loss.png is drawn
         try:
-            return _train(
-                spec, out_dir, weights, resume, reporter or Reporter(), folders, lock, named
+            history = _train(
+                spec, out_dir, weights, resume, reporter or Reporter(), folders, lock, named, late
             )
         finally:  # the training arrays are released by now: drawing does not add to the peak
-            if folders:
+            if folders and not late.signal_number:
                 from graphnet.plots import try_draw_run
 
                 try_draw_run(folders[0])
+    if late.signal_number:
+        name = signal.Signals(late.signal_number).name
+        drawn = "" if (history.run_dir / "loss.png").exists() else "; loss.png was not drawn"
+        raise Interrupted(
+            f"interrupted by {name} after the last epoch: the run is complete (weights.npz and "
+            f"results.json are written{drawn})",
+            late.signal_number,
+            str(history.run_dir),
+            complete=True,
+        )
+    return history
 
 
 def _train(
@@ -107,6 +120,7 @@ def _train(
     folders: list[Path],
     lock: ExitStack,
     names: Mapping[str, str],
+    late: Stop,
 ) -> History:
     rngs = streams(spec.seed)
     network = build(spec)
@@ -140,6 +154,7 @@ def _train(
     )
     if getattr(type(reporter), "batch", Reporter.batch) is not Reporter.batch:
         trainer.on_batch = reporter.batch
+    lock.enter_context(late)  # under the loop's own handler while it runs, then after it
     stopped = _loop(spec, trainer, folder, first_epoch, reporter)
     early = trainer.early
     restore_best = early is not None and early.options.restore_best and early.best_epoch > 0

@@ -475,3 +475,37 @@ def test_a_damaged_checkpoint_names_the_file_and_key(tmp_path, damage, expected)
     )
     assert result.exit_code == 2, result.output
     assert "checkpoint.npz" in result.output and expected in result.output, result.output
+
+
+@pytest.mark.parametrize("when", ["final-weights", "drawing"])
+def test_a_signal_after_the_last_epoch_leaves_a_complete_run(tmp_path, monkeypatch, when):
+    """Ctrl-C while the final files or loss.png are written: the files are still written (the
+    weights are the uninterrupted run's), the message says the run is complete and gives no
+    resume command, exit 130."""
+    import os
+    import signal
+
+    from graphnet import plots, runfolder
+
+    path = write(tmp_path)
+    graphnet.train(graphnet.load_spec(path), tmp_path / "whole")
+    owner, name = (
+        (runfolder.RunFolder, "write_weights") if when == "final-weights" else (plots, "draw_run")
+    )
+    original = getattr(owner, name)
+
+    def interrupted(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, interrupted)
+    result = CliRunner().invoke(cli, ["run", str(path), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 130, result.output
+    assert "after the last epoch: the run is complete" in result.output
+    assert "to continue" not in result.output
+    with (
+        np.load(tmp_path / "whole" / "weights.npz") as a,
+        np.load(tmp_path / "run" / "weights.npz") as b,
+    ):
+        assert all(np.array_equal(a[k], b[k]) for k in a.files)
+    assert (tmp_path / "run" / "results.json").exists()
