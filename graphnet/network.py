@@ -124,7 +124,14 @@ class Network:
             if name not in inputs:
                 given = ", ".join(sorted(inputs)) or "nothing"
                 raise DataError(f"missing input {name!r} (given: {given})")
-            array = np.asarray(inputs[name], dtype=self.dtype)
+            raw = np.asarray(inputs[name])
+            with np.errstate(over="ignore"):
+                array = np.asarray(raw, dtype=self.dtype)
+            if array.dtype != raw.dtype and not np.isfinite(array).all():
+                row = int(np.flatnonzero(~np.isfinite(array.reshape(len(array), -1)).all(1))[0])
+                finite = np.isfinite(np.asarray(raw[row], dtype=np.float64)).all()
+                what = f"a value too large for {self.dtype}" if finite else "NaN or Inf"
+                raise DataError(f"input {name!r}: sample {row} holds {what}")
             shape = self.graph.inputs[name]
             if array.shape[1:] != shape:
                 raise DataError(

@@ -509,3 +509,16 @@ def test_a_signal_after_the_last_epoch_leaves_a_complete_run(tmp_path, monkeypat
     ):
         assert all(np.array_equal(a[k], b[k]) for k in a.files)
     assert (tmp_path / "run" / "results.json").exists()
+
+
+def test_predict_refuses_inputs_too_large_for_the_spec_dtype(tmp_path):
+    """A CSV value of 1e39 given to a float32 run's predict is named (sample and why), never
+    printed back as -inf with exit 0."""
+    path = write(tmp_path)
+    run = tmp_path / "run"
+    args = ["run", str(path), "--out", str(run), "--set", "dtype=float32", "-q"]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    (tmp_path / "in.csv").write_text("x_0,x_1\n0.5,0.5\n1e39,0.1\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["predict", str(run), "--input", str(tmp_path / "in.csv")])
+    assert result.exit_code == 2, result.output
+    assert "sample 1 holds a value too large for float32" in result.output
