@@ -7,6 +7,7 @@ closed forms written out here.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -576,8 +577,13 @@ def test_two_threads_training_one_spec_give_the_bits_of_two_plain_runs(tmp_path)
     }
     spec = graphnet.load_spec(write_spec(tmp_path, spec_data))
     graphnet.train(spec, tmp_path / "alone")
-    with ThreadPoolExecutor(2) as pool:
-        list(pool.map(lambda name: graphnet.train(spec, tmp_path / name), ["one", "two"]))
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # switch threads often, so that their steps interleave
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(lambda name: graphnet.train(spec, tmp_path / name), ["one", "two"]))
+    finally:
+        sys.setswitchinterval(interval)
     with np.load(tmp_path / "alone" / "weights.npz") as alone:
         for name in ("one", "two"):
             with np.load(tmp_path / name / "weights.npz") as other:
