@@ -520,3 +520,25 @@ def test_predict_refuses_inputs_too_large_for_the_spec_dtype(tmp_path):
     result = CliRunner().invoke(cli, ["predict", str(run), "--input", str(tmp_path / "in.csv")])
     assert result.exit_code == 2, result.output
     assert "sample 1 holds a value too large for float32" in result.output
+
+
+def test_data_too_large_for_float32_is_named_as_such(tmp_path):
+    """A CSV holding 1e39 on a float32 spec: the value is too large for float32 (the data holds
+    no NaN or Inf), named with its input and sample."""
+    (tmp_path / "data.csv").write_text("a,b,c\n0.1,0.2,0.3\n1e39,0.2,0.3\n", encoding="utf-8")
+    spec = {**SPEC, "dtype": "float32"}
+    spec["data"] = {"source": "csv", "path": "data.csv", "columns": {"x": ["a", "b"], "y": ["c"]}}
+    result = CliRunner().invoke(cli, ["validate", str(write(tmp_path, spec))])
+    assert result.exit_code == 2, result.output
+    assert "too large for float32" in result.output and "NaN" not in result.output
+
+
+def test_a_default_run_folder_that_is_a_file_is_named_as_such(tmp_path, monkeypatch):
+    """When runs/<name> is a file, the message says so without blaming an --out never given."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "spec").write_text("not a folder", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["run", str(write(tmp_path)), "-q"])
+    assert result.exit_code == 2, result.output
+    assert "is a file, not a folder" in result.output
+    assert "--out" not in result.output
