@@ -1154,6 +1154,80 @@ CASES = [
             "the run folder keeps epoch 2",
         ],
     ),
+    # -- names, --set values, run folders (the defects found by trying to break it) ---------
+    case(
+        "name-escapes-the-runs-folder",
+        {"spec.yaml": spec(("name: base", "name: ../../escaped"))},
+        ["validate", "spec.yaml"],
+        2,
+        ["spec.yaml:1: name: '../../escaped' is not a valid name"],
+    ),
+    case(
+        "set-name-absolute-path",
+        {"spec.yaml": BASE},
+        ["validate", "spec.yaml", "--set", "name=/somewhere/else"],
+        2,
+        ["--set name=/somewhere/else: name: '/somewhere/else' is not a valid name"],
+    ),
+    case(
+        "set-alias-bomb",
+        {"spec.yaml": BASE},
+        [
+            "validate",
+            "spec.yaml",
+            "--set",
+            "seed=["
+            + ",".join(
+                f"&l{i} [" + ",".join([f"*l{i - 1}" if i else "x"] * 10) + "]" for i in range(9)
+            )
+            + "]",
+        ],
+        2,
+        ["aliases (*name) expand the document to more than 10,000 values"],
+    ),
+    case(
+        "set-lr-infinite",
+        {"spec.yaml": BASE},
+        ["validate", "spec.yaml", "--set", "train.optimizer.lr=.inf"],
+        2,
+        ["--set train.optimizer.lr=.inf: train.optimizer.lr: inf is not a finite number"],
+    ),
+    case(
+        "set-loss-weight-nan",
+        {"spec.yaml": BASE},
+        ["validate", "spec.yaml", "--set", "loss.weight=.nan"],
+        2,
+        ["--set loss.weight=.nan: loss[0].weight"],
+    ),
+    case(
+        "outputs-empty",
+        {"spec.yaml": BASE + "outputs: []\n"},
+        ["validate", "spec.yaml"],
+        2,
+        ["outputs: list should have at least 1 item"],
+    ),
+    case(
+        "key-read-as-boolean",
+        {"spec.yaml": BASE + "true: 1\n"},
+        ["validate", "spec.yaml"],
+        2,
+        ["the key True is read as bool, not a string"],
+    ),
+    case(
+        "resume-a-folder-that-is-no-run",
+        {"spec.yaml": BASE, "data.csv": CSV, "run/metrics.csv": "my,own\n1,2\n"},
+        run_spec("--resume"),
+        2,
+        ["run: resume: not a run folder of graphnet's (it has no spec.yaml)"],
+    ),
+    case(
+        "resume-fewer-epochs-than-done",
+        {"spec.yaml": BASE, "data.csv": CSV},
+        run_spec("--resume", "--set", "train.epochs=1"),
+        2,
+        ["has done 2 epochs, more than train.epochs=1"],
+        before=[run_spec()],
+    ),
 ]
 
 
