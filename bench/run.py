@@ -102,13 +102,13 @@ def time_graphnet(
     run reported apart: loading the data and drawing loss.png."""
     import graphnet
 
-    spent = _timed_calls(("graphnet.run", "load_data"), ("graphnet.plots", "try_draw_run"))
+    spent = _timed_calls(("graphnet.run", "prepare"), ("graphnet.plots", "try_draw_run"))
     started = time.perf_counter()
     history = graphnet.train(spec, out_dir=out, weights=init)
     total = time.perf_counter() - started
     training = sum(r["seconds"] for r in history)
     weights = dict(np.load(out / "weights.npz"))
-    loading, drawing = spent["load_data"], spent["try_draw_run"]
+    loading, drawing = spent["prepare"], spent["try_draw_run"]
     fixed = total - training - loading - drawing
     return training, fixed, loading, drawing, [r["loss"] for r in history], weights
 
