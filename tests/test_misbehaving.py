@@ -187,3 +187,21 @@ def test_an_optimizer_that_does_not_update_in_place_is_named(tmp_path, optimizer
     assert result.exit_code == 1, result.output
     assert f"optimizer {optimizer!r}: step" in result.output and expected in result.output
     assert f"(plugin {plugin})" in result.output
+
+
+FLOAT64_ONLY = """
+    def forward(self, params, inputs, training):
+        return inputs[0].astype("float64"), None  # right in float64, wrong in a float32 run
+"""
+
+
+def test_gradcheck_checks_the_specs_own_dtype_too(tmp_path):
+    """A layer that breaks float32 passes finite differences in float64, but `gradcheck` on a
+    float32 spec also takes a training step in float32 and names it (as `run` would)."""
+    status, output, plugin = run(tmp_path, bad=FLOAT64_ONLY, command="gradcheck")
+    assert status == 0, output  # the spec is float64: nothing wrong
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(spec.read_text(encoding="utf-8") + "dtype: float32\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["gradcheck", str(spec), "--plugin", str(plugin)])
+    assert result.exit_code == 1, result.output
+    assert "node 'bad' (misbehaving): forward returned float64" in result.output
