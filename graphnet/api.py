@@ -113,9 +113,11 @@ def train(
 def evaluate(run_dir: str | Path, inputs: str | Path | None = None) -> dict[str, float]:
     """``loss`` and every metric of the trained run in ``run_dir`` on its test split (else its
     validation split) or on ``inputs``, a CSV or NPZ file holding inputs and targets."""
-    from graphnet.evaluation import evaluate as run_evaluate
+    from graphnet.evaluation import evaluation, scores
 
-    return run_evaluate(run_dir, inputs)
+    network = load_run(run_dir)
+    _, arrays = evaluation(network, inputs)
+    return scores(network, arrays)
 
 
 __all__ = ["build", "evaluate", "load_graph", "load_run", "load_spec", "train"]

@@ -257,6 +257,7 @@ def predict(run_dir: Path, input_file: Path, output: Path | None, proba: bool) -
 def evaluate(run_dir: Path, input_file: Path | None, confusion: bool, output: Path | None) -> None:
     """Loss and every metric of the trained run in RUN_DIR on its test split (else its
     validation split) or on a file holding inputs and targets."""
+    from graphnet.api import load_run
     from graphnet.evaluation import (
         check_output,
         confusions,
@@ -268,7 +269,8 @@ def evaluate(run_dir: Path, input_file: Path | None, confusion: bool, output: Pa
 
     if output is not None:
         check_output(output)
-    network, what, arrays = evaluation(run_dir, input_file, _plugins())
+    network = load_run(run_dir, _plugins())
+    what, arrays = evaluation(network, input_file)
     figures = scores(network, arrays)
     n = len(next(iter(arrays.values())))
     click.echo(f"{what}: {n} samples")

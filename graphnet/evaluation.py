@@ -191,25 +191,12 @@ def file_arrays(network: Network, path: Path) -> dict[str, Array]:
     return network.normalizer.apply(arrays)
 
 
-def evaluation(
-    run_dir: str | Path, inputs: str | Path | None = None, plugins: Sequence[str] = ()
-) -> tuple[Network, str, dict[str, Array]]:
-    """The trained network of ``run_dir``, what it is evaluated on (``test``, ``validation``
-    or the file's path) and those arrays, normalized."""
-    from graphnet.api import load_run
-
-    network = load_run(run_dir, plugins)
+def evaluation(network: Network, inputs: str | Path | None = None) -> tuple[str, dict[str, Array]]:
+    """What a trained network (``graphnet.load_run``'s) is evaluated on (``test``,
+    ``validation`` or the file's path) and those arrays, normalized."""
     if inputs is None:
-        what, arrays = run_split(network)
-        return network, what, arrays
+        return run_split(network)
     path = Path(inputs)
     if not path.is_file():
         raise DataError("input file not found", str(path))
-    return network, str(path), file_arrays(network, path)
-
-
-def evaluate(run_dir: str | Path, inputs: str | Path | None = None) -> dict[str, float]:
-    """``loss`` and every metric of the trained run in ``run_dir`` on its test split (else its
-    validation split) or on ``inputs``, a CSV or NPZ file holding inputs and targets."""
-    network, _, arrays = evaluation(run_dir, inputs)
-    return scores(network, arrays)
+    return str(path), file_arrays(network, path)
