@@ -218,6 +218,18 @@ def _several(kind: str, input_shapes: Sequence[Shape]) -> None:
         raise graphnet.ShapeError(f"{kind} takes two or more inputs, got {len(input_shapes)}")
 
 
+def _one_shape(kind: str, input_shapes: Sequence[Shape]) -> Shape:
+    """The shape two or more elementwise inputs share, or a ShapeError naming both."""
+    _several(kind, input_shapes)
+    first = input_shapes[0]
+    for i, shape in enumerate(input_shapes[1:], start=1):
+        if tuple(shape) != tuple(first):
+            raise graphnet.ShapeError(
+                f"input 0 has shape {list(first)} but input {i} has shape {list(shape)}; {kind} needs one shape"
+            )
+    return first
+
+
 class Add(graphnet.Layer):
     """Elementwise sum of two or more inputs of one shape."""
 
@@ -225,14 +237,7 @@ class Add(graphnet.Layer):
     arity = None
 
     def output_shape(self, input_shapes: Sequence[Shape]) -> Shape:
-        _several("add", input_shapes)
-        first = input_shapes[0]
-        for i, shape in enumerate(input_shapes[1:], start=1):
-            if tuple(shape) != tuple(first):
-                raise graphnet.ShapeError(
-                    f"input 0 has shape {list(first)} but input {i} has shape {list(shape)}; add needs one shape"
-                )
-        return first
+        return _one_shape("add", input_shapes)
 
     def forward(
         self, params: Mapping[str, Array], inputs: Sequence[Array], training: bool
@@ -255,14 +260,7 @@ class Multiply(graphnet.Layer):
     arity = None
 
     def output_shape(self, input_shapes: Sequence[Shape]) -> Shape:
-        _several("multiply", input_shapes)
-        first = input_shapes[0]
-        for i, shape in enumerate(input_shapes[1:], start=1):
-            if tuple(shape) != tuple(first):
-                raise graphnet.ShapeError(
-                    f"input 0 has shape {list(first)} but input {i} has shape {list(shape)}; multiply needs one shape"
-                )
-        return first
+        return _one_shape("multiply", input_shapes)
 
     def forward(
         self, params: Mapping[str, Array], inputs: Sequence[Array], training: bool
