@@ -24,6 +24,7 @@ from graphnet.early_stopping import EarlyStopping
 from graphnet.errors import GraphnetError, TrainingError
 from graphnet.metering import Meters, MetricUse
 from graphnet.network import Network
+from graphnet.params import flat_views
 from graphnet.spec import Spec
 from graphnet.stop import Stop
 
@@ -144,33 +145,46 @@ class Trainer:
 
     # -- the loop ----------------------------------------------------------------------------
 
-    step_checked = False  # the first optimizer step of a run is checked, once
+    step_checked = False  # the optimizer was probed for updates in place, once per run
 
     def checked_step(self) -> None:
-        """The optimizer's first step, checked: it must update the very arrays it was given
-        (an optimizer that replaces them, or rebinds a name, leaves the network untouched),
-        and, given a nonzero gradient, move some parameter."""
-        params, grads = self.network.params, self.network.grads
-        arrays = dict(params)
-        before = params.flat.copy()
-        self.optimizer_caller.call("step", self.optimizer.step, params, grads, self.state)
-        replaced = [k for k, array in arrays.items() if params.get(k) is not array]
-        if replaced or set(params) != set(arrays):
-            for key in replaced:  # put the network's own arrays back before failing
-                params[key] = arrays[key]
-            raise self.optimizer_caller.wrong(
-                "step",
-                f"replaced params[{(replaced or sorted(set(params) ^ set(arrays)))[0]!r}] "
-                "instead of updating it in place (`p -= ...`, never `params[key] = ...`)",
-            )
-        moving = getattr(self.optimizer.options, "lr", 1) != 0  # a schedule may start at 0
-        if moving and grads.flat.any() and np.array_equal(before, params.flat):
-            raise self.optimizer_caller.wrong(
-                "step",
-                "changed no parameter although the gradients are not zero: it must update "
-                "the arrays of `params` in place (`p -= lr * g`, not `p = p - lr * g`)",
-            )
+        """The first optimizer step of a run, after a probe of the optimizer: a new instance
+        steps on small copies of the parameters made read-only. One that updates in place
+        fails to write (as it should here); one that finishes has rebound a name or replaced
+        an array of ``params``, and the real step would leave the network untouched."""
+        section = self.spec.train.optimizer
+        probe = section.make(self.optimizer_caller)
+        dtype = self.network.dtype
+        shapes = {k: (1,) * v.ndim for k, v in self.network.params.items()}
+        params, grads = flat_views(shapes, dtype), flat_views(shapes, dtype)
+        params.flat[:], grads.flat[:] = 1, 1
+        try:
+            state = dict(probe.init_state(params))
+            arrays = dict(params)
+            for array in (params.flat, *params.values()):
+                array.flags.writeable = False
+            probe.step(params, grads, state)
+        except Exception:  # it wrote in place (read-only), or failed: the real step tells
+            pass
+        else:
+            replaced = [k for k, array in arrays.items() if params.get(k) is not array]
+            if replaced or set(params) != set(arrays):
+                raise self.optimizer_caller.wrong(
+                    "step",
+                    f"replaced params[{(replaced or sorted(set(params) ^ set(arrays)))[0]!r}] "
+                    "instead of updating it in place (`p -= ...`, never `params[key] = ...`)",
+                )
+            if params:
+                raise self.optimizer_caller.wrong(
+                    "step",
+                    "wrote into none of the arrays of `params`: it must update them in place "
+                    "(`p -= lr * g`, not `p = p - lr * g`)",
+                )
         self.step_checked = True
+        self.optimizer_caller.call("step", self.optimizer.step, *self._step_args())
+
+    def _step_args(self) -> tuple[Any, ...]:
+        return self.network.params, self.network.grads, self.state
 
     def run_epoch(self, epoch: int) -> dict[str, Any]:
         started = time.perf_counter()

@@ -166,7 +166,7 @@ def graphnet_optimizers():
 
 @pytest.mark.parametrize(
     ("optimizer", "expected"),
-    [("rebinds", "changed no parameter"), ("replaces", "replaced params['")],
+    [("rebinds", "wrote into none of the arrays"), ("replaces", "replaced params['")],
 )
 def test_an_optimizer_that_does_not_update_in_place_is_named(tmp_path, optimizer, expected):
     """An optimizer whose step leaves the network's arrays as they were (it rebinds a name, or
