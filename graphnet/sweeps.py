@@ -250,6 +250,14 @@ def sweep(
         _run(
             trials, todo, keys, column, out, spec_path, workers, scheduler, plugins, progress, named
         )
+    except KeyboardInterrupt:
+        kept = sum(t.row.get("status") in FINISHED for t in trials)
+        raise Interrupted(
+            f"interrupted: the {kept} finished trials are kept; the same sweep with "
+            f"{named['resume']} trains the others",
+            signal.SIGINT,
+            str(out),
+        ) from None
     finally:
         rows = [t.row or _row(t, keys, column, out, "interrupted", 0.0) for t in trials]
         _write_rows(out / SWEEP_CSV, rows, keys)
@@ -281,7 +289,7 @@ def _run(
         data.setdefault(_data_key(trial.spec), loaded_data(trial.spec))
     client = _client(workers, scheduler, names)
     try:
-        scattered = {k: client.scatter([v])[0] for k, v in data.items()}
+        scattered = {k: client.scatter([v], broadcast=True)[0] for k, v in data.items()}
         futures = {}
         for trial in todo:
             folder = RunFolder(out / trial.name)
@@ -299,7 +307,11 @@ def _run(
                 pure=False,
             )
             futures[future] = trial
-        _collect(client, futures, keys, column, out, progress, len(trials) - len(todo))
+        try:
+            _collect(client, futures, keys, column, out, progress, len(trials) - len(todo))
+        except KeyboardInterrupt:
+            client.cancel(list(futures))  # the trials still running; finished ones are written
+            raise
     finally:
         cluster = getattr(client, "cluster", None)
         client.close()
@@ -330,32 +342,21 @@ def _collect(
             )
 
     report()
-    try:
-        for future in as_completed(list(futures)):
-            trial = futures[future]
-            try:
-                result = future.result()
-            except Exception as error:  # a worker lost twice, or the task could not run
-                result = {"status": "failed", "message": str(error), "files": {}, "seconds": 0.0}
-            _write_folder(out / trial.name, result["files"])
-            trial.row = _row(trial, keys, column, out, result["status"], result["seconds"])
-            if result["status"] == "done":
-                done += 1
-            else:
-                failed += 1
-                if progress:
-                    sys.stderr.write(
-                        f"sweep: {trial.name} {result['status']}: {result['message']}\n"
-                    )
-            report()
-    except KeyboardInterrupt:
-        client.cancel(list(futures))
-        raise Interrupted(
-            f"interrupted: {done + skipped} trials finished are kept, the others run again "
-            "with resume",
-            signal.SIGINT,
-            str(out),
-        ) from None
+    for future in as_completed(list(futures)):
+        trial = futures[future]
+        try:
+            result = future.result()
+        except Exception as error:  # a worker lost twice, or the task could not run
+            result = {"status": "failed", "message": str(error), "files": {}, "seconds": 0.0}
+        _write_folder(out / trial.name, result["files"])
+        trial.row = _row(trial, keys, column, out, result["status"], result["seconds"])
+        if result["status"] == "done":
+            done += 1
+        else:
+            failed += 1
+            if progress:
+                sys.stderr.write(f"sweep: {trial.name} {result['status']}: {result['message']}\n")
+        report()
 
 
 def _data_key(spec: Spec) -> str:

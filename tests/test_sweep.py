@@ -234,3 +234,52 @@ def test_import_graphnet_never_imports_dask() -> None:
         "sorted(m for m in sys.modules if m.startswith(('dask', 'distributed')))\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+REGRESSION = SPEC.replace("type: tanh", "type: relu").replace("type: bce", "type: mse")
+
+
+def test_a_diverged_trial_is_a_row_and_the_sweep_goes_on(
+    tmp_path: Path, local_cluster: str
+) -> None:
+    """A trial that diverges is a row with status ``diverged``; the command exits 0 because
+    another trial finished."""
+    spec = tmp_path / "reg.yaml"
+    spec.write_text(REGRESSION)
+    out = tmp_path / "sweep"
+    args = ["sweep", str(spec), "--grid", "train.optimizer.lr=0.01,1e200", "--out", str(out)]
+    result = CliRunner().invoke(cli, [*args, "--scheduler", local_cluster])
+    assert result.exit_code == 0, result.output
+    assert [r["status"] for r in _rows(out)] == ["done", "diverged"]
+    assert result.output.index("trial-001") < result.output.index("trial-002")  # ranked
+
+
+def test_ctrl_c_keeps_finished_trials_and_resume_finishes_the_sweep(
+    spec_file: Path, tmp_path: Path, local_cluster: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C cancels the running trials, keeps the finished ones, writes sweep.csv and exits
+    130; ``--resume`` trains the rest to the same bits as an uninterrupted sweep."""
+    from graphnet import sweeps
+
+    written = sweeps._write_folder
+    calls = []
+
+    def interrupted_after_one(path: Path, files: dict) -> None:
+        calls.append(path)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        written(path, files)
+
+    monkeypatch.setattr(sweeps, "_write_folder", interrupted_after_one)
+    out = tmp_path / "sweep"
+    args = ["sweep", str(spec_file), "--grid", "train.optimizer.lr=0.1,0.3", "--seeds", "2"]
+    args += ["--out", str(out), "--scheduler", local_cluster]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 130, result.output
+    statuses = [r["status"] for r in _rows(out)]
+    assert statuses.count("done") == 1 and statuses.count("interrupted") == 3
+    monkeypatch.setattr(sweeps, "_write_folder", written)
+    result = CliRunner().invoke(cli, [*args, "--resume"])
+    assert result.exit_code == 0, result.output
+    assert [r["status"] for r in _rows(out)] == ["done"] * 4
+    _same_as_plain_runs(spec_file, out, tmp_path)
