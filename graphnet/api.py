@@ -120,4 +120,26 @@ def evaluate(run_dir: str | Path, inputs: str | Path | None = None) -> dict[str,
     return scores(network, arrays)
 
 
-__all__ = ["build", "evaluate", "load_graph", "load_run", "load_spec", "train"]
+def sweep(
+    spec: str | Path,
+    grid: Mapping[str, Sequence[Any]] | Sequence[str],
+    seeds: int = 1,
+    sample: int | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    out_dir: str | Path | None = None,
+    monitor: str | None = None,
+    resume: bool = False,
+    **options: Any,
+) -> list[dict[str, Any]]:
+    """Train every combination of ``grid`` (``{"train.optimizer.lr": [0.01, 0.1]}`` or
+    ``["train.optimizer.lr=0.01,0.1"]``) with ``seeds`` seeds on dask.distributed, as
+    ``graphnet sweep`` does; the rows of ``sweep.csv``. Needs the ``sweep`` extra."""
+    from graphnet.sweeps import sweep as run_sweep
+
+    return run_sweep(
+        spec, grid, seeds, sample, workers, scheduler, out_dir, monitor, resume, **options
+    )
+
+
+__all__ = ["build", "evaluate", "load_graph", "load_run", "load_spec", "sweep", "train"]

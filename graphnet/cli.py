@@ -162,6 +162,78 @@ def run(
     click.echo(summary(history, history.run_dir, elapsed, history.results, history.test))
 
 
+SWEEP_FLAGS = {
+    "grid": "--grid",
+    "seeds": "--seeds",
+    "sample": "--sample",
+    "workers": "--workers",
+    "scheduler": "--scheduler",
+    "out_dir": "--out",
+    "monitor": "--monitor",
+    "resume": "--resume",
+}
+
+
+@cli.command()
+@click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--grid", multiple=True, metavar="KEY=V1,V2,...", help="Values of a spec key (repeatable)."
+)
+@click.option("--seeds", default=1, show_default=True, help="Seeds per combination.")
+@click.option("--sample", type=int, help="Train N combinations drawn with the spec's seed.")
+@click.option("--workers", type=int, help="Local worker processes (default: the CPU count).")
+@click.option("--scheduler", metavar="ADDRESS", help="An existing Dask scheduler, tcp://host:port.")
+@click.option("--monitor", metavar="COLUMN", help="The column trials are ranked by.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Sweep folder (default: runs/<name>-sweep).",
+)
+@click.option("--resume", is_flag=True, help="Skip finished trials, run the others again.")
+@common_options
+def sweep(
+    spec: Path,
+    grid: Sequence[str],
+    seeds: int,
+    sample: int | None,
+    workers: int | None,
+    scheduler: str | None,
+    monitor: str | None,
+    out: Path | None,
+    resume: bool,
+) -> None:
+    """Train every combination of the --grid values of SPEC on dask.distributed."""
+    from graphnet.sweeps import ranked
+    from graphnet.sweeps import sweep as run_sweep
+
+    if workers is not None and scheduler is not None:
+        raise GraphnetError("--workers and --scheduler do not go together")
+    rows = run_sweep(
+        spec,
+        grid,
+        seeds,
+        sample,
+        workers,
+        scheduler,
+        out,
+        monitor,
+        resume,
+        plugins=_plugins(),
+        progress=True,
+        names=SWEEP_FLAGS,
+    )
+    click.echo(ranked(rows, [k for k in rows[0] if k not in SWEEP_COLUMNS]))
+    if not any(row["status"] == "done" for row in rows):
+        click.echo("error: no trial finished", err=True)
+        raise click.exceptions.Exit(1)
+
+
+SWEEP_COLUMNS = (
+    *("trial", "seed", "status", "epochs", "loss", "val_loss"),
+    *("monitor", "best", "best_epoch", "seconds"),
+)
+
+
 # -- validate, summary, plugins --------------------------------------------------------------
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -49,15 +50,43 @@ def data_source(spec: Spec, split: str | None = None) -> tuple[DataSource, Calle
     return source, caller
 
 
-def load_data(spec: Spec, rng: np.random.Generator, split: str | None = None) -> dict[str, Array]:
-    """The spec's data set (or a split's own), checked against its inputs and losses and cast
-    to its dtype; class names become class ids (``classes: auto`` is resolved in place from the
-    main data set: the sorted names)."""
-    where = spec.where(("data",) if split is None else ("data", split))
+def load_raw(
+    spec: Spec, rng: np.random.Generator, split: str | None = None
+) -> tuple[DataSource, Mapping[str, Any]]:
+    """The spec's data source (or a split's own) and what it returns, unchecked."""
     source, caller = data_source(spec, split)
     arrays = caller.call("load", source.load, spec.base_dir, rng)
     if not isinstance(arrays, Mapping):
         raise caller.wrong("load", f"returned {type(arrays).__name__}, not a dict of arrays")
+    return source, arrays
+
+
+def loaded_data(spec: Spec) -> dict[str, dict[str, Array]]:
+    """Every data set :func:`prepare` loads for ``spec`` (the main one under ``""``, a split's
+    own under its name), as its source returns them: what a sweep sends to its workers."""
+    rng = streams(spec.seed)["data"]
+    assert spec.data is not None
+    out = {"": {k: np.asarray(v) for k, v in load_raw(spec, rng)[1].items()}}
+    for name in ("test", "validation"):  # prepare's order: the data stream is shared
+        if isinstance(getattr(spec.data, name), SplitSpec):
+            out[name] = {k: np.asarray(v) for k, v in load_raw(spec, rng, name)[1].items()}
+    return out
+
+
+def load_data(
+    spec: Spec,
+    rng: np.random.Generator,
+    split: str | None = None,
+    loaded: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, Array]:
+    """The spec's data set (or a split's own), checked against its inputs and losses and cast
+    to its dtype; class names become class ids (``classes: auto`` is resolved in place from the
+    main data set: the sorted names). ``loaded`` holds what :func:`loaded_data` read already."""
+    where = spec.where(("data",) if split is None else ("data", split))
+    if loaded is not None:
+        source, arrays = data_source(spec, split)[0], loaded[split or ""]
+    else:
+        source, arrays = load_raw(spec, rng, split)
     out: dict[str, Array] = {}
     count: tuple[str, int] | None = None
     for name in spec.inputs:
@@ -232,17 +261,22 @@ class Dataset:
     normalizer: Normalizer = field(default_factory=Normalizer)
 
 
-def prepare(spec: Spec, rngs: Mapping[str, np.random.Generator]) -> Dataset:
-    """Load the data, hold out the test and validation splits (fractions, or sources of their
-    own), fit ``data.normalize`` on the training split and apply it to every split."""
-    data = load_data(spec, rngs["data"])
+def prepare(
+    spec: Spec,
+    rngs: Mapping[str, np.random.Generator],
+    loaded: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Dataset:
+    """Load the data (or take ``loaded``, from :func:`loaded_data`), hold out the test and
+    validation splits (fractions, or sources of their own), fit ``data.normalize`` on the
+    training split and apply it to every split."""
+    data = load_data(spec, rngs["data"], loaded=loaded)
     assert spec.data is not None
     parts: dict[str, dict[str, Array]] = {}
     rest = data
     for name, stream in (("test", "test"), ("validation", "split")):
         setting = getattr(spec.data, name)
         if isinstance(setting, SplitSpec):
-            parts[name] = load_data(spec, rngs["data"], name)
+            parts[name] = load_data(spec, rngs["data"], name, loaded)
             continue
         stratify = spec.data.stratify
         try:

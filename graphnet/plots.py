@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -213,3 +213,52 @@ def compare(run_dirs: Sequence[str | Path], output: str | Path) -> Path:
     out = Path(output)
     save(figure(runs, title), out)
     return out
+
+
+def draw_sweep(
+    path: Path, rows: Sequence[Mapping[str, Any]], keys: Sequence[str], monitor: str
+) -> Path:
+    """``sweep.png``: ``monitor``'s best value against each swept key, a point per trial."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4.0 * len(keys), 3.4), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(keys), squeeze=False)[0]
+    for ax, key in zip(axes, keys, strict=True):
+        points = [
+            (row[key], row["best"])
+            for row in rows
+            if isinstance(row["best"], float) and math.isfinite(row["best"])
+        ]
+        labels = sorted({str(x) for x, _ in points}, key=_order_key)
+        numeric = all(isinstance(x, int | float) and not isinstance(x, bool) for x, _ in points)
+        xs = [x if numeric else labels.index(str(x)) for x, _ in points]
+        ax.scatter(xs, [y for _, y in points], s=18)
+        if numeric and points and min(xs) > 0 and max(xs) / min(xs) >= 100:
+            ax.set_xscale("log")
+        if not numeric:
+            ax.set_xticks(range(len(labels)), labels)
+        ax.set_xlabel(key)
+        ax.set_ylabel(f"best {monitor}")
+        ax.grid(True, alpha=0.3)
+    fig.suptitle(f"{len(rows)} trials", fontsize=11)
+    save(fig, path)
+    return path
+
+
+def _order_key(text: str) -> tuple[int, float | str]:
+    try:
+        return (0, float(text))
+    except ValueError:
+        return (1, text)
+
+
+def try_draw_sweep(
+    path: Path, rows: Sequence[Mapping[str, Any]], keys: Sequence[str], monitor: str
+) -> None:
+    """:func:`draw_sweep`, with a warning instead of an error when it cannot be drawn."""
+    try:
+        draw_sweep(path, rows, keys, monitor)
+    except Exception as error:
+        warnings.warn(f"{path}: not drawn: {error}", GraphnetWarning, stacklevel=2)

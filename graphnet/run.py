@@ -80,21 +80,34 @@ def train(
     resume: bool = False,
     reporter: Reporter | None = None,
     names: Mapping[str, str] | None = None,
+    loaded: Mapping[str, Mapping[str, Any]] | None = None,
+    draw: bool = True,
 ) -> History:
     """Train as ``graphnet run`` does: write the run folder and return one record per epoch.
 
     ``names`` says how messages name the arguments (``out_dir``, ``weights``, ``resume``):
-    the Python API's own names by default, the command line's flags from ``graphnet run``."""
+    the Python API's own names by default, the command line's flags from ``graphnet run``.
+    ``loaded`` is the data already read (:func:`graphnet.dataset.loaded_data`; a sweep's
+    worker gets it from the client); ``draw=False`` leaves ``loss.png`` out."""
     folders: list[Path] = []
     named = {"out_dir": "out_dir", "weights": "weights", "resume": "resume", **(names or {})}
     late = Stop()  # a signal after the last epoch: noted, and the run still writes every file
     with ExitStack() as lock:  # the run folder's lock, held until loss.png is drawn
         try:
             history = _train(
-                spec, out_dir, weights, resume, reporter or Reporter(), folders, lock, named, late
+                spec,
+                out_dir,
+                weights,
+                resume,
+                reporter or Reporter(),
+                folders,
+                lock,
+                named,
+                late,
+                loaded,
             )
         finally:  # the training arrays are released by now: drawing does not add to the peak
-            if folders and not late.signal_number:
+            if folders and draw and not late.signal_number:
                 from graphnet.plots import try_draw_run
 
                 try_draw_run(folders[0])
@@ -121,10 +134,11 @@ def _train(
     lock: ExitStack,
     names: Mapping[str, str],
     late: Stop,
+    loaded: Mapping[str, Mapping[str, Any]] | None,
 ) -> History:
     rngs = streams(spec.seed)
     network = build(spec)
-    data = prepare(spec, rngs)
+    data = prepare(spec, rngs, loaded)
     trainer = Trainer(spec, network, data, rngs)
     if weights is not None:
         if resume:

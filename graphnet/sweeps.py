@@ -1,0 +1,468 @@
+"""Sweeps: every combination of a grid of ``--set`` values (and seeds), trained on
+dask.distributed, one run folder per trial and ``sweep.csv``.
+
+The client validates every trial before submitting any, reads the data once per distinct data
+set and sends it (workers need graphnet and the spec's plugins, no shared disk); a worker
+trains in a temporary folder of its own and returns the folder's files as bytes, which the
+client writes. dask is imported only here, inside :func:`sweep`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import math
+import os
+import signal
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from graphnet.errors import GraphnetError, Interrupted, SpecError
+from graphnet.files import write_atomic
+from graphnet.runfolder import RESULTS, RUN_FILES, RunFolder
+from graphnet.spec import Spec
+
+SWEEP_CSV = "sweep.csv"
+FINISHED = ("done", "diverged")  # --resume skips these; failed and interrupted trials run again
+BLAS_ENV = {
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "VECLIB_MAXIMUM_THREADS": "1",
+}
+MAXIMIZED = ("accuracy", "r2")  # monitored columns where higher is better
+INSTALL = "pip install 'graphnet[sweep]'"
+
+
+@dataclass
+class Trial:
+    """One combination of the grid with one seed: its number, values and validated spec."""
+
+    number: int
+    values: dict[str, Any]
+    seed: int
+    spec: Spec
+    row: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return f"trial-{self.number:03d}"
+
+
+def parse_grid(
+    grid: Mapping[str, Sequence[Any]] | Sequence[str], flag: str = "grid"
+) -> dict[str, list[Any]]:
+    """``KEY=V1,V2,...`` strings (each value read as a YAML scalar, as ``--set``) or a mapping
+    of key to values -> ``{key: [values]}``."""
+    from graphnet.specfile import _parse_override
+
+    if isinstance(grid, Mapping):
+        out = {str(k): list(v) for k, v in grid.items()}
+    else:
+        out = {}
+        for item in grid:
+            key, sep, text = item.partition("=")
+            if not sep or not key.strip() or not text.strip():
+                raise SpecError(f"{flag} takes KEY=V1,V2,..., e.g. train.optimizer.lr=0.01,0.1")
+            values = []
+            for part in text.split(","):
+                try:
+                    values.append(_parse_override(f"{key.strip()}={part}")[1])
+                except SpecError as error:
+                    raise SpecError(error.message.replace("--set", flag, 1)) from None
+            out[key.strip()] = values
+    for key, values in out.items():
+        if not values:
+            raise SpecError(f"{flag} {key}: no values")
+    if not out:
+        raise SpecError(f"{flag}: give at least one KEY=V1,V2,...")
+    return out
+
+
+def make_trials(
+    spec_path: str | Path,
+    grid: Mapping[str, list[Any]],
+    seeds: int,
+    sample: int | None,
+    plugins: Sequence[str],
+    names: Mapping[str, str],
+) -> list[Trial]:
+    """Every trial, each spec validated: the combinations (or ``sample`` of them, drawn with
+    the spec's seed) times ``seeds`` seeds (the spec's seed, and the ones after it)."""
+    from graphnet.api import load_spec
+
+    base = load_spec(spec_path, plugins=plugins)
+    if seeds < 1:
+        raise SpecError(f"{names['seeds']} must be at least 1")
+    combos = list(itertools.product(*grid.values()))
+    if sample is not None:
+        if sample < 1:
+            raise SpecError(f"{names['sample']} must be at least 1")
+        rng = np.random.default_rng(base.seed)
+        chosen = rng.choice(len(combos), size=min(sample, len(combos)), replace=False)
+        combos = [combos[i] for i in sorted(chosen)]
+    trials: list[Trial] = []
+    for combo in combos:
+        values = dict(zip(grid, combo, strict=True))
+        for k in range(seeds):
+            seed = base.seed + k
+            try:
+                spec = load_spec(spec_path, {**values, "seed": seed}, plugins)
+            except GraphnetError as error:
+                text = str(error).replace("--set ", f"{names['grid']} ")
+                raise SpecError(
+                    f"trial {len(trials) + 1} ({_describe(values, seed)}): {text}"
+                ) from None
+            trials.append(Trial(len(trials) + 1, values, seed, spec))
+    return trials
+
+
+def _describe(values: Mapping[str, Any], seed: int) -> str:
+    return ", ".join([*(f"{k}={v}" for k, v in values.items()), f"seed={seed}"])
+
+
+def train_trial(
+    spec_data: dict[str, Any],
+    spec_file: str,
+    plugins: Sequence[str],
+    loaded: Mapping[str, Mapping[str, Any]],
+    name: str,
+    files: Mapping[str, bytes],
+) -> dict[str, Any]:
+    """On a worker: train one trial in a temporary folder (continuing ``files``, a run folder's
+    files, when given) and return its status and its run folder's files as bytes."""
+    from graphnet import run
+    from graphnet.errors import TrainingError
+    from graphnet.graph import build_graph
+    from graphnet.registry import get_registry
+    from graphnet.spec import validate
+    from graphnet.specfile import Source
+
+    started = time.perf_counter()
+    status, message = "done", ""
+    with tempfile.TemporaryDirectory(prefix="graphnet-sweep-") as tmp:
+        folder = Path(tmp) / name
+        if files:
+            folder.mkdir()
+            for file, data in files.items():
+                (folder / file).write_bytes(data)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                spec = build_graph(validate(spec_data, Source(spec_file), get_registry(plugins)))
+                run.train(spec.spec, folder, resume=bool(files), loaded=loaded, draw=False)
+        except TrainingError as error:
+            status = "diverged" if "diverged" in error.message else "failed"
+            message = str(error)
+        except GraphnetError as error:
+            status, message = "failed", str(error)
+        except Exception as error:
+            status, message = "failed", f"{type(error).__name__}: {error}"
+        out = {f: (folder / f).read_bytes() for f in RUN_FILES if (folder / f).is_file()}
+    return {
+        "status": status,
+        "message": message,
+        "files": out,
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def _client(workers: int | None, scheduler: str | None, names: Mapping[str, str]) -> Any:
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise SpecError(f"sweeps need dask.distributed: {INSTALL}") from None
+    if scheduler is not None:
+        try:
+            return Client(scheduler, timeout=30)
+        except OSError as error:
+            raise SpecError(f"{names['scheduler']}: cannot connect: {error}") from None
+    if workers is not None and workers < 1:
+        raise SpecError(f"{names['workers']} must be at least 1")
+    cluster = LocalCluster(
+        n_workers=workers or os.cpu_count() or 1,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        env=dict(BLAS_ENV),
+        silence_logs=40,
+    )
+    return Client(cluster)
+
+
+def sweep(
+    spec_path: str | Path,
+    grid: Mapping[str, Sequence[Any]] | Sequence[str],
+    seeds: int = 1,
+    sample: int | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    out_dir: str | Path | None = None,
+    monitor: str | None = None,
+    resume: bool = False,
+    *,
+    plugins: Sequence[str] = (),
+    progress: bool = False,
+    names: Mapping[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """Train every trial of ``grid`` (see DESIGN.md, "Sweeps") and return the rows of
+    ``sweep.csv``. ``names`` is how messages name the arguments (the command line's flags)."""
+    named = {
+        k: k for k in ("grid", "seeds", "sample", "workers", "scheduler", "out_dir", "monitor")
+    }
+    named.update({"resume": "resume", **(names or {})})
+    keys = parse_grid(grid, named["grid"])
+    trials = make_trials(spec_path, keys, seeds, sample, plugins, named)
+    base = trials[0].spec
+    column = monitor or ("val_loss" if "val_loss" in base.columns() else "loss")
+    if column not in base.columns() or column in ("epoch", "seconds"):
+        raise SpecError(
+            f"{named['monitor']}: no column {column!r} in metrics.csv "
+            f"(it has {', '.join(c for c in base.columns() if c not in ('epoch', 'seconds'))})"
+        )
+    assert base.name is not None
+    out = Path(out_dir) if out_dir is not None else Path("runs") / f"{base.name}-sweep"
+    previous = _read_rows(out / SWEEP_CSV)
+    if previous and not resume:
+        raise SpecError(
+            f"{named['out_dir']}: the folder holds a sweep; choose another folder, or add "
+            f"{named['resume']} to continue it",
+            str(out),
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    todo = []
+    for trial in trials:
+        row = previous.get(trial.name)
+        if resume and row is not None and row["status"] in FINISHED:
+            trial.row = _row(trial, keys, column, out, row["status"], float(row["seconds"]))
+        else:
+            todo.append(trial)
+    try:
+        _run(
+            trials, todo, keys, column, out, spec_path, workers, scheduler, plugins, progress, named
+        )
+    except KeyboardInterrupt:
+        kept = sum(t.row.get("status") in FINISHED for t in trials)
+        raise Interrupted(
+            f"interrupted: the {kept} finished trials are kept; the same sweep with "
+            f"{named['resume']} trains the others",
+            signal.SIGINT,
+            str(out),
+        ) from None
+    finally:
+        rows = [t.row or _row(t, keys, column, out, "interrupted", 0.0) for t in trials]
+        _write_rows(out / SWEEP_CSV, rows, keys)
+        from graphnet.plots import try_draw_sweep
+
+        try_draw_sweep(out / "sweep.png", rows, list(keys), column)
+    return rows
+
+
+def _run(
+    trials: list[Trial],
+    todo: list[Trial],
+    keys: Mapping[str, list[Any]],
+    column: str,
+    out: Path,
+    spec_path: str | Path,
+    workers: int | None,
+    scheduler: str | None,
+    plugins: Sequence[str],
+    progress: bool,
+    names: Mapping[str, str],
+) -> None:
+    if not todo:
+        return
+    from graphnet.dataset import loaded_data
+
+    data: dict[str, Any] = {}  # one copy of each distinct data set
+    for trial in todo:
+        data.setdefault(_data_key(trial.spec), loaded_data(trial.spec))
+    client = _client(workers, scheduler, names)
+    try:
+        scattered = {k: client.scatter([v], broadcast=True)[0] for k, v in data.items()}
+        futures = {}
+        for trial in todo:
+            folder = RunFolder(out / trial.name)
+            files = _resumable(folder)
+            future = client.submit(
+                train_trial,
+                trial.spec.to_dict(),
+                str(Path(spec_path).resolve()),
+                tuple(plugins),
+                scattered[_data_key(trial.spec)],
+                trial.name,
+                files,
+                key=f"graphnet-{trial.name}-{os.getpid()}-{time.monotonic_ns()}",
+                retries=1,
+                pure=False,
+            )
+            futures[future] = trial
+        try:
+            _collect(client, futures, keys, column, out, progress, len(trials) - len(todo))
+        except KeyboardInterrupt:
+            client.cancel(list(futures))  # the trials still running; finished ones are written
+            raise
+    finally:
+        cluster = getattr(client, "cluster", None)
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _collect(
+    client: Any,
+    futures: Mapping[Any, Trial],
+    keys: Mapping[str, list[Any]],
+    column: str,
+    out: Path,
+    progress: bool,
+    skipped: int,
+) -> None:
+    from distributed import as_completed
+
+    done = failed = 0
+    report: Callable[[], None] = lambda: None  # noqa: E731
+    if progress:
+
+        def report() -> None:
+            running = len(futures) - done - failed
+            sys.stderr.write(
+                f"sweep: {done + skipped} done, {running} running, {failed} failed "
+                f"(of {len(futures) + skipped})\n"
+            )
+
+    report()
+    for future in as_completed(list(futures)):
+        trial = futures[future]
+        try:
+            result = future.result()
+        except Exception as error:  # a worker lost twice, or the task could not run
+            result = {"status": "failed", "message": str(error), "files": {}, "seconds": 0.0}
+        _write_folder(out / trial.name, result["files"])
+        trial.row = _row(trial, keys, column, out, result["status"], result["seconds"])
+        if result["status"] == "done":
+            done += 1
+        else:
+            failed += 1
+            if progress:
+                sys.stderr.write(f"sweep: {trial.name} {result['status']}: {result['message']}\n")
+        report()
+
+
+def _data_key(spec: Spec) -> str:
+    """Trials whose data is the same share one copy: same data section, same seed."""
+    return repr((spec.to_dict().get("data"), spec.seed, str(spec.base_dir)))
+
+
+def _resumable(folder: RunFolder) -> dict[str, bytes]:
+    """The files of a trial's folder that a worker continues from (none without a checkpoint)."""
+    if not folder.is_run() or folder.file(RESULTS).is_file():
+        return {}
+    return {f: folder.file(f).read_bytes() for f in RUN_FILES if folder.file(f).is_file()}
+
+
+def _write_folder(path: Path, files: Mapping[str, bytes]) -> None:
+    if not files:
+        return
+    path.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        write_atomic(path / name, data)
+    if "metrics.csv" in files:
+        from graphnet.plots import try_draw_run
+
+        try_draw_run(path)
+
+
+def _row(
+    trial: Trial,
+    keys: Mapping[str, list[Any]],
+    column: str,
+    out: Path,
+    status: str,
+    seconds: float,
+) -> dict[str, Any]:
+    """One row of ``sweep.csv``, read from the trial's run folder."""
+    folder = RunFolder(out / trial.name)
+    records = folder.read_metrics() if folder.file("metrics.csv").is_file() else []
+    last = records[-1] if records else {}
+    values = [(r[column], r["epoch"]) for r in records if not math.isnan(r.get(column, math.nan))]
+    pick = max if column.removeprefix("val_").endswith(MAXIMIZED) else min
+    best = pick(values, key=lambda v: v[0]) if values else (math.nan, "")
+    return {
+        "trial": trial.name,
+        **trial.values,
+        "seed": trial.seed,
+        "status": status,
+        "epochs": last.get("epoch", 0),
+        "loss": last.get("loss", math.nan),
+        "val_loss": last.get("val_loss", math.nan),
+        "monitor": column,
+        "best": best[0],
+        "best_epoch": best[1],
+        "seconds": round(seconds, 3),
+    }
+
+
+def _write_rows(path: Path, rows: Sequence[Mapping[str, Any]], keys: Mapping[str, Any]) -> None:
+    columns = ["trial", *keys, "seed", "status", "epochs", "loss", "val_loss"]
+    columns += ["monitor", "best", "best_epoch", "seconds"]
+    text = io.StringIO()
+    writer = csv.DictWriter(text, columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({c: _cell(row[c]) for c in columns})
+    write_atomic(path, text.getvalue().encode())
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, float):
+        return "" if math.isnan(value) else repr(value)
+    return value
+
+
+def _read_rows(path: Path) -> dict[str, dict[str, str]]:
+    if not path.is_file():
+        return {}
+    with path.open(newline="") as f:
+        return {row["trial"]: row for row in csv.DictReader(f)}
+
+
+def ranked(rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> str:
+    """The trials as a table, best ``monitor`` first (trials without one last)."""
+    if not rows:
+        return ""
+    column = rows[0]["monitor"]
+    sign = -1 if column.removeprefix("val_").endswith(MAXIMIZED) else 1
+
+    def order(row: Mapping[str, Any]) -> tuple[bool, float]:
+        best = row["best"]
+        missing = not isinstance(best, float) or math.isnan(best)
+        return (missing, 0.0 if missing else sign * best)
+
+    header = ["trial", *keys, "seed", "status", f"best {column}", "epoch", "seconds"]
+    table = [header]
+    for row in sorted(rows, key=order):
+        best = row["best"]
+        table.append(
+            [
+                row["trial"],
+                *(str(row[k]) for k in keys),
+                str(row["seed"]),
+                row["status"],
+                "" if not isinstance(best, float) or math.isnan(best) else f"{best:.6g}",
+                str(row["best_epoch"]),
+                f"{row['seconds']:.1f}",
+            ]
+        )
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in table)
