@@ -196,11 +196,12 @@ def normalized_spec(directory: Path, dtype: str) -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize("opset", [13, 17, None])
+@pytest.mark.parametrize("opset", [13, None, 18, 21])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_every_builtin_layer_exports(tmp_path, dtype, opset):
     """Conv (same and valid, strided), pools, batchnorm's running statistics, layernorm (its
-    operator from opset 17 in float32, elementary otherwise), reshape, flatten and every elementwise layer
+    operator from opset 17 in float32, elementary otherwise), ReduceMean's axes before and
+    after opset 18, reshape, flatten and every elementwise layer
     export with predictions equal to graphnet's, two outputs at once."""
     run_dir = train(zoo_spec(tmp_path, dtype), tmp_path / "run", **{"train.epochs": 2})
     model = tmp_path / "zoo.onnx"
@@ -285,6 +286,20 @@ def test_an_opset_too_old_for_a_layer_names_it_and_the_minimum(tmp_path):
     assert "node 'odd' (fancy)" in result.output
     assert "Gelu, which needs opset 20 or newer" in result.output
     assert invoke(*args, "--opset", "20").exit_code == 0
+
+
+def test_export_runs_as_a_command(seed_run, tmp_path):
+    """The installed command: `python -m graphnet export` writes the model, exit 0."""
+    out = tmp_path / "seed.onnx"
+    result = subprocess.run(
+        [sys.executable, "-m", "graphnet", "export", str(seed_run), "--output", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"wrote {out}\n"
+    assert_same_predictions(seed_run, out)
 
 
 @pytest.fixture(scope="module")
