@@ -36,7 +36,7 @@ DEFAULT_OPSET = 17
 """The opset written without ``--opset`` (the first with LayerNormalization)."""
 
 OLDEST_OPSET = 13
-"""The oldest opset graphnet writes (Softmax on one axis, ReduceSum's axes as an input)."""
+"""The oldest opset graphnet writes (the first whose Softmax normalizes one axis)."""
 
 ELEMENT_TYPES = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float64): TensorProto.DOUBLE}
 
@@ -114,6 +114,10 @@ class ExportContext:
     def ints(self, values: Any) -> str:
         """An int64 initializer (shapes, axes, indices); returns its name."""
         return self._initializer(np.asarray(values, dtype=np.int64), "ints")
+
+    def float64(self, array: Any, kind: str = "const") -> str:
+        """A float64 initializer, whatever the spec's dtype (``data.normalize``'s statistics)."""
+        return self._initializer(np.asarray(array, dtype=np.float64), kind)
 
     def _initializer(self, array: Array, kind: str, name: str | None = None) -> str:
         name = self._fresh(name or f"{self.name}/{kind}")
@@ -209,8 +213,8 @@ def build_model(network: Network, opset: int | None = None) -> onnx.ModelProto:
         if name in norm.shift:  # (x - shift) / scale in float64, as Network.predict
             ctx.name, ctx.label = name, f"input {name!r} (data.normalize)"
             x = ctx.cast(name, TensorProto.DOUBLE)
-            x = ctx.node("Sub", [x, ctx._initializer(norm.shift[name], "shift")])
-            x = ctx.node("Div", [x, ctx._initializer(norm.scale[name], "scale")])
+            x = ctx.node("Sub", [x, ctx.float64(norm.shift[name], "shift")])
+            x = ctx.node("Div", [x, ctx.float64(norm.scale[name], "scale")])
             tensors[name] = ctx.cast(x, ctx.element_type)
 
     arrays = network.arrays()
@@ -236,8 +240,8 @@ def build_model(network: Network, opset: int | None = None) -> onnx.ModelProto:
         target = norm.targets.get(name)
         if target is not None and target in norm.shift:  # y · scale + shift in float64
             y = ctx.cast(y, TensorProto.DOUBLE)
-            y = ctx.node("Mul", [y, ctx._initializer(norm.scale[target], "scale")])
-            y = ctx.node("Add", [y, ctx._initializer(norm.shift[target], "shift")])
+            y = ctx.node("Mul", [y, ctx.float64(norm.scale[target], "scale")])
+            y = ctx.node("Add", [y, ctx.float64(norm.shift[target], "shift")])
             y = ctx.cast(y, ctx.element_type)
         _name_output(ctx, y, name, named)
         tensors = {k: name if v == y else v for k, v in tensors.items()}
