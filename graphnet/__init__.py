@@ -5,7 +5,7 @@ loss, optimizer, data source, metric and learning-rate schedule; the executor tr
 numpy.
 """
 
-from graphnet.api import build, evaluate, load_run, load_spec, sweep, train
+from graphnet.api import build, evaluate, export_onnx, load_run, load_spec, sweep, train
 from graphnet.base import DataSource, Layer, Loss, Metric, Optimizer, Schedule
 from graphnet.errors import (
     DataError,
@@ -42,6 +42,7 @@ __all__ = [
     "TrainingError",
     "build",
     "evaluate",
+    "export_onnx",
     "hookimpl",
     "load_run",
     "load_spec",

@@ -142,4 +142,40 @@ def sweep(
     )
 
 
-__all__ = ["build", "evaluate", "load_graph", "load_run", "load_spec", "sweep", "train"]
+def export_onnx(
+    run_dir: str | Path,
+    path: str | Path,
+    opset: int | None = None,
+    plugins: Sequence[str] = (),
+    *,
+    names: Mapping[str, str] | None = None,
+) -> None:
+    """Write the trained run in ``run_dir`` as an ONNX model to ``path`` (``opset``: the ONNX
+    opset to write, default 17): its inputs the spec's inputs the outputs need, its outputs the
+    spec's ``outputs``, ``data.normalize`` folded in. Needs the ``onnx`` extra. ``names`` is
+    how messages name the arguments (the command line passes its flags)."""
+    names = names or {}
+    path = Path(path)
+    inside = Path(run_dir).resolve() in path.resolve().parents
+    if inside or RunFolder(path.parent).is_run():
+        raise DataError(
+            f"{names.get('path', 'path')}: {path.parent} is a run folder; write the model "
+            "elsewhere",
+            str(path),
+        )
+    network = load_run(run_dir, plugins)
+    from graphnet.onnx_export import write_model  # onnx loads here, and only here
+
+    write_model(network, path, opset)
+
+
+__all__ = [
+    "build",
+    "evaluate",
+    "export_onnx",
+    "load_graph",
+    "load_run",
+    "load_spec",
+    "sweep",
+    "train",
+]

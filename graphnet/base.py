@@ -100,6 +100,11 @@ class Layer(Plugin):
         """Gradients of the loss for each input (in order) and each parameter, given ``grad``."""
         raise NotImplementedError
 
+    # Optional, for `graphnet export` (the plugin guide's "Exporting a layer to ONNX"):
+    # ``to_onnx(ctx, inputs, params) -> str`` writes the layer's ONNX nodes through
+    # ``ctx.node(op_type, inputs, **attributes)`` and ``ctx.constant(array)`` and returns the
+    # name of its output tensor. A layer without it cannot be exported; nothing else needs it.
+
 
 class Loss(Plugin):
     """A scalar function of its inputs (usually ``[prediction, target]``), averaged over the batch."""

@@ -522,6 +522,33 @@ def plot(run_dirs: Sequence[Path], output: Path | None) -> None:
     click.echo(f"wrote {compare(run_dirs, output)}")
 
 
+@cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The ONNX file to write (outside the run folder).",
+)
+@click.option(
+    "--opset",
+    type=click.IntRange(min=1),
+    default=None,
+    help="The ONNX opset to write (default 17; 13 or newer).",
+)
+@common_options
+def export(run_dir: Path, output: Path, opset: int | None) -> None:
+    """Export the trained run in RUN_DIR as an ONNX model for inference.
+
+    Its inputs are the spec's inputs the outputs need (batch axis dynamic), its outputs the
+    spec's outputs, with data.normalize folded in. Needs the onnx extra.
+    """
+    from graphnet.api import export_onnx
+
+    export_onnx(run_dir, output, opset, _plugins(), names={"path": "--output"})
+    click.echo(f"wrote {output}")
+
+
 @cli.command(name="plugins")
 @common_options
 def plugins_command() -> None:

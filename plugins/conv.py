@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -209,6 +209,50 @@ class Conv2D(graphnet.Layer):
             dX = g.col2im(dcols.reshape(g.kh, g.kw, grad.shape[0], g.Ho, g.Wo, g.C))
         return [dX], grads
 
+    def to_onnx(self, ctx: Any, inputs: Sequence[str], params: Mapping[str, str]) -> str:
+        """ONNX's Conv, channels first: X to [N, C, H, W], W to [F, C, kh, kw], and back. In
+        float64 (which ONNX Runtime has no Conv for) forward's sum over kernel positions."""
+        g = self._geometry(ctx.input_shapes[0])
+        if ctx.dtype == np.float64:
+            W = ctx.arrays["W"]
+            terms = [
+                ctx.node("MatMul", [window, ctx.constant(W[i, j])])
+                for (i, j), window in _onnx_windows(ctx, inputs[0], g)
+            ]
+            Y = terms[0]
+            for term in terms[1:]:
+                Y = ctx.node("Add", [Y, term])
+            return ctx.node("Add", [Y, params["b"]]) if "b" in params else Y
+        top, bottom, left, right = g.pads
+        X = ctx.node("Transpose", inputs, perm=[0, 3, 1, 2])
+        W = ctx.node("Transpose", [params["W"]], perm=[3, 2, 0, 1])
+        Y = ctx.node(
+            "Conv",
+            [X, W, *([params["b"]] if "b" in params else [])],
+            kernel_shape=[g.kh, g.kw],
+            strides=[g.sh, g.sw],
+            pads=[top, left, bottom, right],
+        )
+        return ctx.node("Transpose", [Y], perm=[0, 2, 3, 1])
+
+
+def _onnx_windows(ctx: Any, X: str, g: Geometry) -> list[tuple[tuple[int, int], str]]:
+    """For each kernel position (i, j), the ONNX tensor of the [N, Ho, Wo, C] view of X (zero
+    padded) that the position sees, as :meth:`Geometry.window`."""
+    if g.padded:
+        top, bottom, left, right = g.pads
+        X = ctx.node("Pad", [X, ctx.ints([0, top, left, 0, 0, bottom, right, 0])])
+    out = []
+    for i in range(g.kh):
+        for j in range(g.kw):
+            starts, ends = [i, j], [i + g.sh * (g.Ho - 1) + 1, j + g.sw * (g.Wo - 1) + 1]
+            window = ctx.node(
+                "Slice",
+                [X, ctx.ints(starts), ctx.ints(ends), ctx.ints([1, 2]), ctx.ints([g.sh, g.sw])],
+            )
+            out.append(((i, j), window))
+    return out
+
 
 def _matmul_into(A: Array, B: Array, out: Array | None, shape: tuple[int, ...]) -> Array:
     """A @ B reshaped to `shape`, written into `out` (the engine's gradient buffer) when given."""
@@ -241,11 +285,28 @@ class _Pool(graphnet.Layer):
         g = self._geometry(tuple(input_shapes[0]))
         return (g.Ho, g.Wo, g.C)
 
+    onnx_op: ClassVar[str] = ""
+
+    def to_onnx(self, ctx: Any, inputs: Sequence[str], params: Mapping[str, str]) -> str:
+        """ONNX's pool, channels first; in float64 (no AveragePool in ONNX Runtime) forward's
+        sum over the window positions, times 1 / (ph·pw)."""
+        g = self._geometry(ctx.input_shapes[0])
+        if self.onnx_op == "AveragePool" and ctx.dtype == np.float64:
+            windows = [window for _, window in _onnx_windows(ctx, inputs[0], g)]
+            Y = windows[0]
+            for window in windows[1:]:
+                Y = ctx.node("Add", [Y, window])
+            return ctx.node("Mul", [Y, ctx.constant(1 / (g.kh * g.kw))])
+        X = ctx.node("Transpose", inputs, perm=[0, 3, 1, 2])
+        Y = ctx.node(self.onnx_op, [X], kernel_shape=[g.kh, g.kw], strides=[g.sh, g.sw])
+        return ctx.node("Transpose", [Y], perm=[0, 2, 3, 1])
+
 
 class MaxPool2D(_Pool):
     """Maximum over each window of H and W, per channel (as torch.nn.MaxPool2d)."""
 
     type = "maxpool2d"
+    onnx_op = "MaxPool"
 
     def forward(
         self, params: Mapping[str, Array], inputs: Sequence[Array], training: bool
@@ -306,6 +367,7 @@ class AvgPool2D(_Pool):
     """Mean over each window of H and W, per channel (as torch.nn.AvgPool2d)."""
 
     type = "avgpool2d"
+    onnx_op = "AveragePool"
 
     def forward(
         self, params: Mapping[str, Array], inputs: Sequence[Array], training: bool
@@ -353,6 +415,11 @@ class GlobalAvgPool2D(graphnet.Layer):
         dX = np.empty(cache, grad.dtype)
         dX[...] = (grad * grad.dtype.type(1 / (H * W)))[:, None, None, :]
         return [dX], {}
+
+    def to_onnx(self, ctx: Any, inputs: Sequence[str], params: Mapping[str, str]) -> str:
+        if ctx.opset >= 18:  # ReduceMean's axes became an input
+            return ctx.node("ReduceMean", [inputs[0], ctx.ints([1, 2])], keepdims=0)
+        return ctx.node("ReduceMean", inputs, axes=[1, 2], keepdims=0)
 
 
 @graphnet.hookimpl

@@ -72,6 +72,10 @@ class Embedding(graphnet.Layer):
         np.add.at(dE, ids, grad.reshape(-1, E.shape[1]))
         return [None], {"E": dE}
 
+    def to_onnx(self, ctx: Any, inputs: Sequence[str], params: Mapping[str, str]) -> str:
+        ids = ctx.node("Cast", inputs, to=7)  # the ids arrive in the spec's dtype; 7: int64
+        return ctx.node("Gather", [params["E"], ids], axis=0)
+
 
 @graphnet.hookimpl
 def graphnet_layers() -> list[type[graphnet.Layer]]:

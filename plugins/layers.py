@@ -80,6 +80,10 @@ class Dense(graphnet.Layer):
         dX = dY @ W.T if needed is None or needed[0] else None
         return [dX], grads
 
+    def to_onnx(self, ctx: Any, inputs: Sequence[str], params: Mapping[str, str]) -> str:
+        Y = ctx.node("MatMul", [inputs[0], params["W"]])
+        return ctx.node("Add", [Y, params["b"]]) if "b" in params else Y
+
 
 class ReLU(graphnet.Layer):
     """Rectified linear unit, elementwise: max(x, 0)."""
@@ -97,6 +101,9 @@ class ReLU(graphnet.Layer):
         self, params: Mapping[str, Array], cache: Any, grad: Array
     ) -> tuple[list[Array], dict[str, Array]]:
         return [grad * cache], {}
+
+    def to_onnx(self, ctx: Any, inputs: Sequence[str], params: Mapping[str, str]) -> str:
+        return ctx.node("Relu", inputs)
 
 
 class LeakyReLU(graphnet.Layer):
@@ -119,6 +126,15 @@ class LeakyReLU(graphnet.Layer):
         self, params: Mapping[str, Array], cache: Any, grad: Array
     ) -> tuple[list[Array], dict[str, Array]]:
         return [grad * cache], {}
+
+    def to_onnx(self, ctx: Any, inputs: Sequence[str], params: Mapping[str, str]) -> str:
+        slope = float(self.options.slope)
+        if ctx.dtype == np.float32:  # its alpha is a float32 attribute: not a float64 slope
+            return ctx.node("LeakyRelu", inputs, alpha=slope)
+        (X,) = inputs  # forward's X · where(X > 0, 1, slope)
+        positive = ctx.node("Greater", [X, ctx.constant(0.0)])
+        factor = ctx.node("Where", [positive, ctx.constant(1.0), ctx.constant(slope)])
+        return ctx.node("Mul", [X, factor])
 
 
 GELU_C = np.sqrt(2 / np.pi)
@@ -148,6 +164,15 @@ class GELU(graphnet.Layer):
         inner = c * (1 + X.dtype.type(3 * 0.044715) * X * X)
         return [grad * (half * (1 + T) + half * X * (1 - T * T) * inner)], {}
 
+    def to_onnx(self, ctx: Any, inputs: Sequence[str], params: Mapping[str, str]) -> str:
+        (X,) = inputs  # the operations of forward, in its order
+        cube = ctx.node(
+            "Mul", [ctx.node("Mul", [ctx.node("Mul", [ctx.constant(0.044715), X]), X]), X]
+        )
+        T = ctx.node("Tanh", [ctx.node("Mul", [ctx.constant(GELU_C), ctx.node("Add", [X, cube])])])
+        half_x = ctx.node("Mul", [ctx.constant(0.5), X])
+        return ctx.node("Mul", [half_x, ctx.node("Add", [ctx.constant(1.0), T])])
+
 
 class Sigmoid(graphnet.Layer):
     """Logistic sigmoid, elementwise: 1 / (1 + e^-x)."""
@@ -167,6 +192,11 @@ class Sigmoid(graphnet.Layer):
         Y = cache
         return [grad * Y * (1 - Y)], {}
 
+    def to_onnx(self, ctx: Any, inputs: Sequence[str], params: Mapping[str, str]) -> str:
+        half = ctx.constant(0.5)  # forward's tanh form, for the same values
+        T = ctx.node("Tanh", [ctx.node("Mul", [half, inputs[0]])])
+        return ctx.node("Mul", [half, ctx.node("Add", [ctx.constant(1.0), T])])
+
 
 class Tanh(graphnet.Layer):
     """Hyperbolic tangent, elementwise."""
@@ -185,6 +215,9 @@ class Tanh(graphnet.Layer):
     ) -> tuple[list[Array], dict[str, Array]]:
         Y = cache
         return [grad * (1 - Y * Y)], {}
+
+    def to_onnx(self, ctx: Any, inputs: Sequence[str], params: Mapping[str, str]) -> str:
+        return ctx.node("Tanh", inputs)
 
 
 class Softmax(graphnet.Layer):
@@ -211,6 +244,9 @@ class Softmax(graphnet.Layer):
     ) -> tuple[list[Array], dict[str, Array]]:
         Y = cache
         return [Y * (grad - (grad * Y).sum(axis=-1, keepdims=True))], {}
+
+    def to_onnx(self, ctx: Any, inputs: Sequence[str], params: Mapping[str, str]) -> str:
+        return ctx.node("Softmax", inputs, axis=-1)
 
 
 def _several(kind: str, input_shapes: Sequence[Shape]) -> None:
@@ -252,6 +288,12 @@ class Add(graphnet.Layer):
     ) -> tuple[list[Array], dict[str, Array]]:
         return [grad] * cache, {}
 
+    def to_onnx(self, ctx: Any, inputs: Sequence[str], params: Mapping[str, str]) -> str:
+        Y = inputs[0]
+        for X in inputs[1:]:
+            Y = ctx.node("Add", [Y, X])
+        return Y
+
 
 class Multiply(graphnet.Layer):
     """Elementwise product of two or more inputs of one shape."""
@@ -283,6 +325,12 @@ class Multiply(graphnet.Layer):
             grads.append(g)
         return grads, {}
 
+    def to_onnx(self, ctx: Any, inputs: Sequence[str], params: Mapping[str, str]) -> str:
+        Y = inputs[0]
+        for X in inputs[1:]:
+            Y = ctx.node("Mul", [Y, X])
+        return Y
+
 
 class Concat(graphnet.Layer):
     """Two or more inputs joined along the last axis."""
@@ -313,6 +361,9 @@ class Concat(graphnet.Layer):
     ) -> tuple[list[Array], dict[str, Array]]:
         return list(np.split(grad, cache, axis=-1)), {}
 
+    def to_onnx(self, ctx: Any, inputs: Sequence[str], params: Mapping[str, str]) -> str:
+        return ctx.node("Concat", inputs, axis=-1)
+
 
 class Dropout(graphnet.Layer):
     """Zeroes each element with probability `rate` while training (scaling the rest by 1/(1-rate))."""
@@ -339,6 +390,9 @@ class Dropout(graphnet.Layer):
         self, params: Mapping[str, Array], cache: Any, grad: Array
     ) -> tuple[list[Array], dict[str, Array]]:
         return [grad if cache is None else grad * cache], {}
+
+    def to_onnx(self, ctx: Any, inputs: Sequence[str], params: Mapping[str, str]) -> str:
+        return ctx.node("Identity", inputs)  # inference: dropout does nothing
 
 
 @graphnet.hookimpl

@@ -104,6 +104,14 @@ class BatchNorm(graphnet.Layer):
             dX = grad * scale
         return [dX], {"gamma": dgamma, "beta": dbeta}
 
+    def to_onnx(self, ctx: Any, inputs: Sequence[str], params: Mapping[str, str]) -> str:
+        """Inference with the running statistics, in forward's operations and order."""
+        var = ctx.arrays["running_var"]
+        inv_std = 1 / np.sqrt(var + var.dtype.type(self.options.eps))
+        centered = ctx.node("Sub", [inputs[0], params["running_mean"]])
+        Xhat = ctx.node("Mul", [centered, ctx.constant(inv_std)])
+        return ctx.node("Add", [ctx.node("Mul", [Xhat, params["gamma"]]), params["beta"]])
+
 
 class LayerNorm(graphnet.Layer):
     """Layer normalization over the last axis, then gamma·x + beta (as torch.nn.LayerNorm)."""
@@ -144,6 +152,28 @@ class LayerNorm(graphnet.Layer):
         mean_dx = np.mean(dXhat * Xhat, axis=-1, keepdims=True)
         dX = inv_std * (dXhat - mean_d - Xhat * mean_dx)
         return [dX], {"gamma": np.sum(grad * Xhat, axis=axes), "beta": np.sum(grad, axis=axes)}
+
+    def to_onnx(self, ctx: Any, inputs: Sequence[str], params: Mapping[str, str]) -> str:
+        """LayerNormalization from opset 17 in float32; before it, and in float64 (where ONNX
+        Runtime's LayerNormalization falls short of float64's precision), forward's operations."""
+        (X,) = inputs
+        eps = float(self.options.eps)
+        if ctx.opset >= 17 and ctx.dtype == np.float32:
+            return ctx.node(
+                "LayerNormalization", [X, params["gamma"], params["beta"]], axis=-1, epsilon=eps
+            )
+
+        def mean(Z: str) -> str:  # over the last axis; ReduceMean's axes became an input in 18
+            if ctx.opset >= 18:
+                return str(ctx.node("ReduceMean", [Z, ctx.ints([-1])], keepdims=1))
+            return str(ctx.node("ReduceMean", [Z], axes=[-1], keepdims=1))
+
+        centered = ctx.node("Sub", [X, mean(X)])
+        var = mean(ctx.node("Mul", [centered, centered]))
+        std = ctx.node("Sqrt", [ctx.node("Add", [var, ctx.constant(eps)])])
+        inv_std = ctx.node("Div", [ctx.constant(1.0), std])
+        Xhat = ctx.node("Mul", [centered, inv_std])
+        return ctx.node("Add", [ctx.node("Mul", [Xhat, params["gamma"]]), params["beta"]])
 
 
 @graphnet.hookimpl

@@ -34,6 +34,9 @@ class Flatten(graphnet.Layer):
     ) -> tuple[list[Array], dict[str, Array]]:
         return [grad.reshape(cache)], {}
 
+    def to_onnx(self, ctx: Any, inputs: Sequence[str], params: Mapping[str, str]) -> str:
+        return ctx.node("Flatten", inputs, axis=1)  # [N, ...] -> [N, -1], C order
+
 
 class Reshape(graphnet.Layer):
     """Each sample's values in a new per-sample shape (one entry may be -1: whatever is left)."""
@@ -80,6 +83,9 @@ class Reshape(graphnet.Layer):
         self, params: Mapping[str, Array], cache: Any, grad: Array
     ) -> tuple[list[Array], dict[str, Array]]:
         return [grad.reshape(cache)], {}
+
+    def to_onnx(self, ctx: Any, inputs: Sequence[str], params: Mapping[str, str]) -> str:
+        return ctx.node("Reshape", [inputs[0], ctx.ints([-1, *ctx.output_shape])])
 
 
 @graphnet.hookimpl

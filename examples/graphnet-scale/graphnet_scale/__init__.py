@@ -55,6 +55,11 @@ class Gain(graphnet.Layer):
         dX = params["a"] * dY if needed is None or needed[0] else None
         return [dX], {"a": np.sum(dY * X, keepdims=True).reshape(1)}
 
+    def to_onnx(self, ctx: Any, inputs: Sequence[str], params: Mapping[str, str]) -> str:
+        # Optional, for `graphnet export`: write y = a·x as ONNX nodes. `inputs` and `params`
+        # hold tensor names; ctx.node adds a node and returns the name of its output.
+        return ctx.node("Mul", [params["a"], inputs[0]])
+
 
 class LogCosh(graphnet.Loss):
     """Log-cosh loss, mean over all elements: log(cosh(prediction - target))."""

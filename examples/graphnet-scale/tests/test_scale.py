@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
+import re
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -167,3 +169,27 @@ def test_the_example_spec_trains(tmp_path):
     with np.load(tmp_path / "run" / "weights.npz") as weights:
         assert weights["gained/a"].shape == (1,)
         assert weights["gained/a"][0] != 10.0  # it started at 10 and was trained
+
+
+def test_the_example_spec_exports_to_onnx(tmp_path):
+    """`gain` has a `to_onnx`: the trained example exports, and onnxruntime (when installed)
+    predicts what graphnet predicts. Without onnx, export says how to install it."""
+    spec = graphnet.load_spec(SPEC, overrides={"train.epochs": 1}, plugins=_plugins())
+    graphnet.train(spec, out_dir=tmp_path / "run")
+    model = tmp_path / "scaled.onnx"
+    if importlib.util.find_spec("onnx") is None:
+        with pytest.raises(graphnet.GraphnetError, match=re.escape("pip install 'graphnet[onnx]'")):
+            graphnet.export_onnx(tmp_path / "run", model, plugins=_plugins())
+        return
+    import onnx
+
+    graphnet.export_onnx(tmp_path / "run", model, plugins=_plugins())
+    onnx.checker.check_model(str(model), full_check=True)
+    assert [n.op_type for n in onnx.load(str(model)).graph.node].count("Mul") == 2
+    if importlib.util.find_spec("onnxruntime") is not None:
+        import onnxruntime
+
+        x = np.random.default_rng(0).random((7, 2))
+        network = graphnet.load_run(tmp_path / "run", plugins=_plugins())
+        (got,) = onnxruntime.InferenceSession(str(model)).run(None, {"x": x})
+        np.testing.assert_allclose(got, network.predict({"x": x})["gained"], rtol=1e-10)
