@@ -286,3 +286,66 @@ def test_include_errors_are_located(tmp_path: Path, a: str, b: str, expected: st
     result = invoke("validate", write_file(tmp_path, text, "spec.yaml"))
     assert result.exit_code == 2, result.output
     assert expected in result.output
+
+
+def test_the_schema_describes_blocks_and_include(tmp_path: Path) -> None:
+    """`graphnet schema` knows `blocks:` and `include:`; a spec with blocks validates."""
+    import jsonschema
+
+    from graphnet.registry import get_registry
+    from graphnet.schema import spec_schema
+    from graphnet.specfile import read
+
+    schema = spec_schema(get_registry())
+    assert "blocks" in schema["properties"] and "include" in schema["properties"]
+    validator = jsonschema.Draft202012Validator(schema)
+    data, _ = read(write_file(tmp_path, DEEP, "deep.yaml"))
+    assert list(validator.iter_errors(data)) == []
+    data.pop("blocks")  # without blocks, an unknown type is refused as before
+    assert list(validator.iter_errors(data))
+
+
+class PublishesABlock:
+    """A plugin object publishing one block through `graphnet_blocks`."""
+
+    @graphnet.hookimpl
+    def graphnet_blocks(self) -> dict[str, object]:
+        return {
+            "twice": {
+                "inputs": ["in"],
+                "nodes": [
+                    {"name": "a", "type": "tanh", "inputs": ["in"]},
+                    {"name": "b", "type": "tanh", "inputs": ["a"]},
+                ],
+                "output": "b",
+            }
+        }
+
+
+def test_a_plugin_publishes_a_block(tmp_path: Path, register: object) -> None:
+    """A block returned by `graphnet_blocks` is used as a node type, like the spec's own."""
+    register(PublishesABlock(), "twice-plugin")  # type: ignore[operator]
+    text = spec_text(
+        "  - {name: t, type: twice, inputs: [x]}\n"
+        "  - {name: out, type: dense, inputs: [t], units: 1}\n",
+        "",
+    )
+    assert names(write_file(tmp_path, text, "p.yaml")) == ["t.a", "t.b", "out"]
+
+
+def test_summary_shows_an_instance_as_one_row_and_print_the_spec_as_written(
+    tmp_path: Path,
+) -> None:
+    """`summary` gives a block instance one row with its parameters (`--expand`: every node);
+    `validate --print` shows the spec as written, `--expand` the expanded nodes."""
+    from conftest import rows
+
+    path = write_file(tmp_path, DEEP, "deep.yaml")
+    table = rows(invoke("summary", path).output)
+    assert ["body", "residual", "stem", "[8]", f"{3 * 72:,}"] in table
+    assert ["out", "dense", "body", "[1]", "9"] in table
+    assert len(rows(invoke("summary", path, "--expand").output)) == len(table) + 3 * 3 - 1
+    written = invoke("validate", path, "--print", "--set", "nodes.body.repeat=2").output
+    assert "repeat: 2  # from --set nodes.body.repeat=2" in written and "$units" in written
+    expanded = invoke("validate", path, "--print", "--expand").output
+    assert "name: body.3.sum" in expanded and "blocks:" not in expanded

@@ -167,3 +167,31 @@ def test_the_example_spec_trains(tmp_path):
     with np.load(tmp_path / "run" / "weights.npz") as weights:
         assert weights["gained/a"].shape == (1,)
         assert weights["gained/a"][0] != 10.0  # it started at 10 and was trained
+
+
+BLOCK_SPEC = """\
+data: {source: synthetic, function: product, samples: 20}
+inputs: {x: {shape: [2]}, y: {shape: [1]}}
+nodes:
+  - {name: body, type: gained_dense, inputs: [x], units: 2, start: 0.5, repeat: 2}
+  - {name: out, type: dense, inputs: [body], units: 1}
+loss: {type: mse, inputs: [out, y]}
+train: {epochs: 1, optimizer: {type: sgd, lr: 0.01}}
+"""
+
+
+def test_the_published_block_expands_and_trains(tmp_path):
+    """A spec uses the package's `gained_dense` block as a node type, like a layer."""
+    path = tmp_path / "block.yaml"
+    path.write_text(BLOCK_SPEC, encoding="utf-8")
+    spec = graphnet.load_spec(path)
+    assert [n.name for n in spec.nodes] == [
+        "body.1.fc",
+        "body.1.gain",
+        "body.2.fc",
+        "body.2.gain",
+        "out",
+    ]
+    assert spec.nodes[1].options_model.start == 0.5
+    history = graphnet.train(spec, tmp_path / "run")
+    assert math.isfinite(history[-1]["loss"])
