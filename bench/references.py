@@ -194,12 +194,12 @@ def w4_deep(
     """100 residual blocks h = h + relu(h·W + b), 32 features, MSE, plain SGD, sequential batches."""
     X, Y = data["x"], data["y"]
     n, dtype = len(X), X.dtype
-    names = [f"d{k}/{p}" for k in range(1, blocks + 1) for p in ("W", "b")]
+    names = [f"body.{k}.d/{p}" for k in range(1, blocks + 1) for p in ("W", "b")]
     flat, grad, p, g = _flat(init, names, dtype)
-    W = [p[f"d{k}/W"] for k in range(1, blocks + 1)]
-    b = [p[f"d{k}/b"] for k in range(1, blocks + 1)]
-    dW = [g[f"d{k}/W"] for k in range(1, blocks + 1)]
-    db = [g[f"d{k}/b"] for k in range(1, blocks + 1)]
+    W = [p[f"body.{k}.d/W"] for k in range(1, blocks + 1)]
+    b = [p[f"body.{k}.d/b"] for k in range(1, blocks + 1)]
+    dW = [g[f"body.{k}.d/W"] for k in range(1, blocks + 1)]
+    db = [g[f"body.{k}.d/b"] for k in range(1, blocks + 1)]
     H = [np.empty((batch, 32), dtype) for _ in range(blocks + 1)]  # H[k]: input of block k+1
     R = [np.empty((batch, 32), dtype) for _ in range(blocks)]  # relu outputs
     dH = np.empty((batch, 32), dtype)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from graphnet import specfile
+from graphnet import blocks, specfile
 from graphnet.errors import DataError
 from graphnet.graph import Graph, build_graph, warn_unused
 from graphnet.network import SPEC_DIR, Network, build
@@ -31,13 +31,18 @@ def load_graph(
     path: str | Path,
     overrides: Mapping[str, Any] | Iterable[str] | None = None,
     plugins: Sequence[str] = (),
+    *,
+    resolved: bool = False,
 ) -> Graph:
-    """The graph of the spec at ``path``: read, overridden, validated, ordered and shaped.
-    Warns about nodes that are never trained."""
+    """The graph of the spec at ``path``: read, overridden, blocks expanded, validated,
+    ordered and shaped. Warns about nodes that are never trained. ``resolved`` is a spec
+    graphnet wrote (a run's ``spec.yaml``), whose blocks are expanded already."""
     data, source = specfile.read(path)
     if overrides:
         specfile.apply_overrides(data, overrides, source)
-    graph = build_graph(validate(data, source, get_registry(plugins)))
+    registry = get_registry(plugins)
+    blocks.expand(data, source, registry, resolved=resolved)
+    graph = build_graph(validate(data, source, registry))
     warn_unused(graph)
     return graph
 
@@ -62,7 +67,7 @@ def load_run(run_dir: str | Path, plugins: Sequence[str] = ()) -> Network:
         raise DataError(f"not a run folder: it has no {SPEC}", str(run_dir))
     if not folder.file(WEIGHTS).is_file():
         raise DataError(f"the run has no {WEIGHTS} (did it finish?)", str(run_dir))
-    network = build(load_spec(folder.file(SPEC), plugins=plugins))
+    network = build(load_graph(folder.file(SPEC), plugins=plugins, resolved=True).spec)
     weights = read_npz(folder.file(WEIGHTS), "weights file")
     network.load_weights(weights, str(folder.file(WEIGHTS)))
     spec = network.graph.spec

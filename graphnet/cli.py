@@ -246,8 +246,13 @@ SWEEP_COLUMNS = (
     is_flag=True,
     help="Also print the resolved spec as YAML, marking each --set value.",
 )
+@click.option(
+    "--expand",
+    is_flag=True,
+    help="With --print, show the nodes that blocks expand to, not the spec as written.",
+)
 @common_options
-def validate(spec: Path, overrides: Sequence[str], show: bool) -> None:
+def validate(spec: Path, overrides: Sequence[str], show: bool, expand: bool) -> None:
     """Validate SPEC and infer its shapes, without training."""
     from graphnet.api import load_graph
 
@@ -264,7 +269,11 @@ def validate(spec: Path, overrides: Sequence[str], show: bool) -> None:
     if show:
         from graphnet.yamlio import resolved_yaml
 
-        click.echo(resolved_yaml(graph.spec.to_dict(), graph.spec.source.overrides), nl=False)
+        source = graph.spec.source
+        if source.written is not None and not expand:  # blocks: the spec as written
+            click.echo(resolved_yaml(source.written, source.overrides), nl=False)
+        else:
+            click.echo(resolved_yaml(graph.spec.to_dict(), source.overrides), nl=False)
 
 
 # -- predict, graph, schema ------------------------------------------------------------------
@@ -412,6 +421,19 @@ def schema() -> None:
     click.echo(json.dumps(spec_schema(get_registry(_plugins())), indent=2, ensure_ascii=False))
 
 
+def _block_type(graph: Any, instance: str) -> str:
+    """The block that the node ``instance``, as written, is an instance of."""
+    written = graph.spec.source.written or {}
+    return next(str(n["type"]) for n in written["nodes"] if n.get("name") == instance)
+
+
+def _instance(graph: Any, name: str) -> str:
+    """``name``, or the block instance it is a node of (``body`` for ``body.2.sum``)."""
+    index = next((n.index for n in graph.nodes if n.name == name), None)
+    origin = graph.spec.source.origins.get(index) if index is not None else None
+    return name if origin is None or origin.instance is None else name.split(".", 1)[0]
+
+
 def _table(rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join(
@@ -423,9 +445,11 @@ def _table(rows: Sequence[Sequence[str]]) -> str:
 @cli.command()
 @click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
 @overrides_option
+@click.option("--expand", is_flag=True, help="A row per node of every block instance.")
 @common_options
-def summary(spec: Path, overrides: Sequence[str]) -> None:
-    """A table of SPEC's nodes: type, inputs, output shape and parameter count."""
+def summary(spec: Path, overrides: Sequence[str], expand: bool) -> None:
+    """A table of SPEC's nodes: type, inputs, output shape and parameter count (a block
+    instance is one row, unless --expand)."""
     from graphnet.api import load_graph
     from graphnet.network import Network
 
@@ -434,12 +458,26 @@ def summary(spec: Path, overrides: Sequence[str]) -> None:
     rows = [["node", "type", "inputs", "output shape", "parameters"]]
     rows += [[name, "input", "-", str(list(shape)), "0"] for name, shape in graph.inputs.items()]
     total = 0
+    origins = graph.spec.source.origins
+    instances: dict[str, int] = {}  # a block instance's row
     for node in graph.nodes:
         count = sum(p.size for k, p in network.params.items() if k.startswith(f"{node.name}/"))
         total += count
-        rows.append(
-            [node.name, node.type, ", ".join(node.inputs), str(list(node.shape)), f"{count:,}"]
-        )
+        origin = origins.get(node.index)
+        if expand or origin is None or origin.instance is None:
+            shown = node.inputs if expand else [_instance(graph, r) for r in node.inputs]
+            row = [node.name, node.type, ", ".join(shown), str(list(node.shape))]
+            rows.append([*row, f"{count:,}"])
+            continue
+        instance = origin.instance.split(".", 1)[0]
+        outside = [r for r in node.inputs if not r.startswith(f"{instance}.")]
+        if instance not in instances:
+            instances[instance] = len(rows)
+            rows.append([instance, _block_type(graph, instance), "", "", "0"])
+        row = rows[instances[instance]]
+        row[2] = ", ".join(dict.fromkeys([*filter(None, row[2].split(", ")), *outside]))
+        row[3] = str(list(node.shape))  # the last node's: the instance's output
+        row[4] = f"{int(row[4].replace(',', '')) + count:,}"
     for loss in graph.losses:
         weight = f" (weight {loss.weight:g})" if loss.weight != 1 else ""
         rows.append(["(loss)", loss.type + weight, ", ".join(loss.inputs), "[]", "-"])

@@ -196,6 +196,7 @@ def build_graph(spec: Spec) -> Graph:
         _check_refs(spec, spec.outputs, ("outputs",), known)
 
     shapes: dict[str, Shape] = {name: tuple(s.shape) for name, s in spec.inputs.items()}
+    repeats = {r.first_output: r for r in spec.source.repeats}
     nodes: list[Node] = []
     for i in _order(spec, layer_names):
         section = spec.nodes[i]
@@ -205,6 +206,15 @@ def build_graph(spec: Spec) -> Graph:
         node = Node(i, section.name, section.type, section, tuple(section.inputs), caller)
         node.shape = shapes[node.name] = _infer(spec, node, node.make(), shapes)
         nodes.append(node)
+        repeat = repeats.get(node.name)
+        if repeat is not None and shapes[repeat.first_input] != node.shape:
+            raise ShapeError(
+                f"block {repeat.block!r} is repeated, so each copy reads the one before it, but "
+                f"its output shape {list(node.shape)} ({node.name}) differs from its input's "
+                f"{list(shapes[repeat.first_input])} ({repeat.first_input}); repeat a block "
+                "that keeps the shape, or remove repeat",
+                repeat.where,
+            )
 
     losses = [_loss(spec, i, shapes) for i in range(len(spec.loss))]
     return Graph(

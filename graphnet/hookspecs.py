@@ -1,6 +1,7 @@
 """The hooks a graphnet plugin implements.
 
-Each hook takes no arguments and returns a list of classes. Built-in plugins implement them
+Each hook takes no arguments and returns a list of classes (``graphnet_blocks``, a mapping of
+block names to blocks). Built-in plugins implement them
 exactly as third-party ones do; new arguments, if ever added, go at the end so that older
 plugins keep working.
 """
@@ -59,4 +60,13 @@ def graphnet_schedules() -> list[type[Any]]:  # type: ignore[empty-body]
     """Learning-rate schedules this plugin provides, each a subclass of :class:`graphnet.Schedule`.
 
     :return: a list of schedule classes, each with a unique ``type`` name.
+    """
+
+
+@hookspec
+def graphnet_blocks() -> dict[str, dict[str, Any]]:  # type: ignore[empty-body]
+    """Reusable blocks this plugin publishes, in the spec's block format (optional).
+
+    :return: a mapping of block names to blocks: ``{"residual": {"inputs": [...], "options":
+        {...}, "nodes": [...], "output": ...}}``.
     """

@@ -62,6 +62,7 @@ class Registry:
         self.packages: dict[str, str] = {}
         self.broken: dict[str, str] = {}  # package -> why it failed to load
         self._entries: dict[str, dict[str, Entry]] = {}
+        self._blocks: dict[str, tuple[dict[str, Any], str]] | None = None
 
     def register(self, plugin: Any, name: str, package: str | None = None) -> None:
         """Register a module or object holding hook implementations under ``name``."""
@@ -74,12 +75,42 @@ class Registry:
             raise PluginError(f"plugin {name!r} cannot be registered: {error}") from None
         self.packages[name] = package or name
         self._entries.clear()
+        self._blocks = None
 
     def unregister(self, name: str) -> None:
         """Remove the plugin registered under ``name``."""
         self.pm.unregister(name=name)
         self.packages.pop(name, None)
         self._entries.clear()
+        self._blocks = None
+
+    def blocks(self) -> dict[str, tuple[dict[str, Any], str]]:
+        """The blocks plugins publish (``graphnet_blocks``): name -> (block, package)."""
+        if self._blocks is None:
+            found: dict[str, tuple[dict[str, Any], str]] = {}
+            for impl in reversed(self.pm.hook.graphnet_blocks.get_hookimpls()):
+                package = self.packages.get(impl.plugin_name, impl.plugin_name)
+                try:
+                    blocks = impl.function()
+                except Exception as error:
+                    raise PluginError(
+                        f"plugin {package!r} failed in graphnet_blocks(): "
+                        f"{type(error).__name__}: {error}"
+                    ) from error
+                if not isinstance(blocks, dict):
+                    raise PluginError(
+                        f"plugin {package!r}: graphnet_blocks() must return a mapping of block "
+                        f"names to blocks, not {type(blocks).__name__}"
+                    )
+                for name, block in blocks.items():
+                    if name in found:
+                        raise PluginError(
+                            f"block {name!r} is published twice: by {found[name][1]!r} and by "
+                            f"{package!r}"
+                        )
+                    found[name] = (block, package)
+            self._blocks = found
+        return self._blocks
 
     def entries(self, kind: str) -> dict[str, Entry]:
         """Every registered type of ``kind``, keyed by its lower-case name."""

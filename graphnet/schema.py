@@ -244,6 +244,7 @@ def spec_schema(registry: Registry) -> dict[str, Any]:
     }
     properties["inputs"]["additionalProperties"] = False  # a name that is not a valid name
     properties["train"] = {"$ref": "#/$defs/TrainSpec", "description": HELP["Spec"]["train"]}
+    written_only = _blocks_schema(registry, properties, defs)
     return {
         "$schema": DIALECT,
         "title": "graphnet spec",
@@ -255,5 +256,62 @@ def spec_schema(registry: Registry) -> dict[str, Any]:
         "properties": properties,
         "required": base.get("required", []),
         "additionalProperties": False,
+        "allOf": [written_only],
         "$defs": dict(sorted(copy.deepcopy(defs).items())),
+    }
+
+
+def _blocks_schema(
+    registry: Registry, properties: dict[str, Any], defs: dict[str, Any]
+) -> dict[str, Any]:
+    """``blocks:``, ``include:`` and block instances among the nodes. Returns the rule that a
+    spec without blocks or include uses only layer types and plugins' blocks."""
+    name = {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_\-]*$"}
+    defs["Block"] = {
+        "type": "object",
+        "description": "A reusable block: used as a node type, it expands to its nodes.",
+        "properties": {
+            "inputs": _one_or_list(name, "The block's own input names."),
+            "options": {
+                "type": "object",
+                "description": "Option defaults; `$option` in a node takes the value.",
+            },
+            "nodes": {"type": "array", "minItems": 1, "items": {"type": "object"}},
+            "output": {**name, "description": "The node whose output is the block's."},
+        },
+        "required": ["inputs", "nodes", "output"],
+        "additionalProperties": False,
+    }
+    layer_types = _names(sorted(registry.entries("layer")), "")
+    defs["BlockInstance"] = {
+        "type": "object",
+        "description": "A node whose type is a block; other keys set the block's options.",
+        "properties": {
+            "name": name,
+            "type": {"type": "string"},
+            "inputs": _one_or_list({"type": "string"}),
+            "repeat": {"type": "integer", "minimum": 1, "description": "Chain N copies."},
+        },
+        "required": ["name", "type", "inputs"],
+    }
+    properties["nodes"]["items"] = {
+        "if": {"properties": {"type": layer_types}, "required": ["type"]},
+        "then": {"$ref": "#/$defs/NodeSpec"},
+        "else": {"$ref": "#/$defs/BlockInstance"},
+    }
+    properties["blocks"] = {
+        "type": "object",
+        "description": "Reusable blocks by name (see the README's Reusable blocks).",
+        "propertyNames": name,
+        "additionalProperties": {"$ref": "#/$defs/Block"},
+    }
+    properties["include"] = _one_or_list(
+        {"type": "string"}, "Files whose blocks: this spec uses (relative to this file)."
+    )
+    known = sorted(registry.blocks())
+    allowed = {"anyOf": [layer_types, {"enum": known}]} if known else layer_types
+    uses_blocks = {"anyOf": [{"required": ["blocks"]}, {"required": ["include"]}]}
+    return {
+        "if": {"not": uses_blocks},
+        "then": {"properties": {"nodes": {"items": {"properties": {"type": allowed}}}}},
     }

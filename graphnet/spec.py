@@ -37,6 +37,13 @@ NAME_LENGTH = 100
 Name = Annotated[
     str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$", max_length=NAME_LENGTH)
 ]
+# an expanded block node: `body.fc1`, `body.3.fc1` (written names never hold a dot)
+NodeName = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*(\.[A-Za-z0-9_\-]+)*$", max_length=10 * NAME_LENGTH
+    ),
+]
 NAME_RULE = (
     "a name starts with a letter or '_' and holds only letters, digits, '_' and '-' "
     f"(at most {NAME_LENGTH} characters)"
@@ -135,7 +142,7 @@ class InputSpec(_Strict):
 
 class NodeSpec(_Plugged):
     kind: ClassVar[str] = "layer"
-    name: Name
+    name: NodeName
     type: str
     inputs: Annotated[list[str], Field(min_length=1)]
 
@@ -450,6 +457,14 @@ def validate(data: dict[str, Any], source: Source, registry: Registry) -> Spec:
         raise _spec_error(error, source) from None
     spec._source = source
     spec._registry = registry
+    for i, node in enumerate(spec.nodes):
+        expanded = i in source.origins and source.origins[i].instance is not None
+        if "." in node.name and not expanded and not source.resolved:
+            raise SpecError(
+                f"{excerpt(node.name)} is not a valid name: {NAME_RULE}; the dot is reserved "
+                "for the nodes of block instances",
+                source.where(("nodes", i, "name")),
+            )
     if spec.name is None:
         spec.name = default_name(Path(source.file).stem)
     sections: list[tuple[_Plugged, SpecPath]] = [

@@ -18,18 +18,58 @@ from graphnet.yamlio import SpecPath, format_path, parse_yaml
 
 
 @dataclass
+class Origin:
+    """Where an expanded node was written: a path in some source (a block's node, or the
+    spec's own node before expansion moved it) and the block instance it belongs to."""
+
+    source: Source
+    path: SpecPath
+    instance: str | None = None  # `body.3`: the copy of a block instance, None outside blocks
+    block: str | None = None  # the block the node was written in
+
+
+@dataclass
+class Repeat:
+    """A repeated block instance: its first copy must give the shape it reads."""
+
+    instance: str
+    block: str
+    first_input: str
+    first_output: str
+    where: str
+
+
+@dataclass
 class Source:
-    """Where each value of a spec came from: a line of the file or a ``--set`` override."""
+    """Where each value of a spec came from: a line of the file or a ``--set`` override.
+
+    After block expansion, ``origins`` maps each node's index to where it was written, and
+    ``written`` holds the spec as written (blocks unexpanded, overrides applied).
+    """
 
     file: str
     lines: dict[SpecPath, int] = field(default_factory=dict)
     overrides: dict[SpecPath, str] = field(default_factory=dict)
+    origins: dict[int, Origin] = field(default_factory=dict)
+    repeats: list[Repeat] = field(default_factory=list)
+    written: dict[str, Any] | None = None
+    resolved: bool = False  # a spec graphnet wrote (a run's spec.yaml): expanded names allowed
 
     def where(self, path: SpecPath = (), line_of: SpecPath | None = None) -> str:
         """``file:line: spec.path`` (or ``--set KEY=VALUE: spec.path``) for ``path``.
 
-        ``line_of`` is a deeper path whose line is more precise than ``path``'s own.
+        ``line_of`` is a deeper path whose line is more precise than ``path``'s own. A path
+        inside an expanded node reads as where that node was written: ``file:7:
+        blocks.residual.nodes[0].units (in body.3)``.
         """
+        if len(path) >= 2 and path[0] == "nodes" and path[1] in self.origins:
+            origin = self.origins[path[1]]
+            deeper = None if line_of is None else (*origin.path, *line_of[2:])
+            where = origin.source._where((*origin.path, *path[2:]), deeper)
+            return where + (f" (in {origin.instance})" if origin.instance else "")
+        return self._where(path, line_of)
+
+    def _where(self, path: SpecPath = (), line_of: SpecPath | None = None) -> str:
         text = format_path(path)
         lookup = self._as_written(path if line_of is None else line_of)
         for end in range(len(lookup), -1, -1):

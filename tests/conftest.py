@@ -42,6 +42,7 @@ HOOKS = [
     "graphnet_data_sources",
     "graphnet_metrics",
     "graphnet_schedules",
+    "graphnet_blocks",
 ]
 
 # One type of each kind (two of layer, all three data sources) that `graphnet plugins` must list.

@@ -1,4 +1,5 @@
-"""An example graphnet plugin: a learnable ``gain`` layer and a ``log_cosh`` loss.
+"""An example graphnet plugin: a learnable ``gain`` layer, a ``log_cosh`` loss and a
+``gained_dense`` block (a dense layer followed by a gain).
 
 It is written exactly as any third-party plugin would be: classes that subclass
 ``graphnet.Layer`` and ``graphnet.Loss``, hook implementations that return them, and one
@@ -18,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 import graphnet
 from graphnet.base import Array, Shape
 
-__all__ = ["Gain", "LogCosh", "graphnet_layers", "graphnet_losses"]
+__all__ = ["BLOCKS", "Gain", "LogCosh", "graphnet_blocks", "graphnet_layers", "graphnet_losses"]
 
 
 class Gain(graphnet.Layer):
@@ -96,3 +97,22 @@ def graphnet_layers() -> list[type[graphnet.Layer]]:
 @graphnet.hookimpl
 def graphnet_losses() -> list[type[graphnet.Loss]]:
     return [LogCosh]
+
+
+# A block in the spec's own format: a spec uses it as a node type (`type: gained_dense`).
+BLOCKS: dict[str, dict[str, Any]] = {
+    "gained_dense": {
+        "inputs": ["in"],
+        "options": {"units": 8, "start": 1.0},
+        "nodes": [
+            {"name": "fc", "type": "dense", "inputs": ["in"], "units": "$units"},
+            {"name": "gain", "type": "gain", "inputs": ["fc"], "start": "$start"},
+        ],
+        "output": "gain",
+    }
+}
+
+
+@graphnet.hookimpl
+def graphnet_blocks() -> dict[str, dict[str, Any]]:
+    return BLOCKS

@@ -193,3 +193,31 @@ def test_the_example_spec_exports_to_onnx(tmp_path):
         network = graphnet.load_run(tmp_path / "run", plugins=_plugins())
         (got,) = onnxruntime.InferenceSession(str(model)).run(None, {"x": x})
         np.testing.assert_allclose(got, network.predict({"x": x})["gained"], rtol=1e-10)
+
+
+BLOCK_SPEC = """\
+data: {source: synthetic, function: product, samples: 20}
+inputs: {x: {shape: [2]}, y: {shape: [1]}}
+nodes:
+  - {name: body, type: gained_dense, inputs: [x], units: 2, start: 0.5, repeat: 2}
+  - {name: out, type: dense, inputs: [body], units: 1}
+loss: {type: mse, inputs: [out, y]}
+train: {epochs: 1, optimizer: {type: sgd, lr: 0.01}}
+"""
+
+
+def test_the_published_block_expands_and_trains(tmp_path):
+    """A spec uses the package's `gained_dense` block as a node type, like a layer."""
+    path = tmp_path / "block.yaml"
+    path.write_text(BLOCK_SPEC, encoding="utf-8")
+    spec = graphnet.load_spec(path)
+    assert [n.name for n in spec.nodes] == [
+        "body.1.fc",
+        "body.1.gain",
+        "body.2.fc",
+        "body.2.gain",
+        "out",
+    ]
+    assert spec.nodes[1].options_model.start == 0.5
+    history = graphnet.train(spec, tmp_path / "run")
+    assert math.isfinite(history[-1]["loss"])

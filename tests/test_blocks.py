@@ -1,0 +1,351 @@
+"""Reusable blocks: ``blocks:``, ``repeat``, ``$option``, ``include:``, expanded before validation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import invoke, write_file
+
+import graphnet
+
+HEAD = """\
+name: deep
+data: {source: synthetic, function: product, samples: 40}
+inputs: {x: {shape: [2]}, y: {shape: [1]}}
+"""
+RESIDUAL = """\
+blocks:
+  residual:
+    inputs: [in]
+    options: {units: 8}
+    nodes:
+      - {name: fc1, type: dense, inputs: [in], units: $units}
+      - {name: act, type: relu,  inputs: [fc1]}
+      - {name: sum, type: add,   inputs: [in, act]}
+    output: sum
+"""
+TAIL = """\
+loss: {type: mse, inputs: [out, y]}
+train: {epochs: 2, batch_size: 10, optimizer: {type: sgd, lr: 0.01}}
+"""
+
+
+def spec_text(nodes: str, blocks: str = RESIDUAL, head: str = HEAD) -> str:
+    return head + blocks + "nodes:\n" + nodes + TAIL
+
+
+DEEP = spec_text(
+    """\
+  - {name: stem, type: dense,    inputs: [x], units: 8}
+  - {name: body, type: residual, inputs: [stem], repeat: 3}
+  - {name: out,  type: dense,    inputs: [body], units: 1}
+"""
+)
+
+
+def names(path: Path, *overrides: str) -> list[str]:
+    return [n.name for n in graphnet.load_spec(path, list(overrides)).nodes]
+
+
+def test_repeat_expands_to_numbered_copies_each_reading_the_one_before(tmp_path: Path) -> None:
+    """`repeat: N` makes `<node>.<i>.<inner>` nodes, i from 1; the node's name is its output."""
+    spec = graphnet.load_spec(write_file(tmp_path, DEEP, "deep.yaml"))
+    by_name = {n.name: n for n in spec.nodes}
+    assert [n.name for n in spec.nodes][:4] == ["stem", "body.1.fc1", "body.1.act", "body.1.sum"]
+    assert len(spec.nodes) == 2 + 3 * 3
+    assert by_name["body.1.fc1"].inputs == ["stem"]
+    assert by_name["body.2.fc1"].inputs == ["body.1.sum"]
+    assert by_name["body.2.sum"].inputs == ["body.1.sum", "body.2.act"]
+    assert by_name["out"].inputs == ["body.3.sum"]
+    assert by_name["body.3.fc1"].options_model.units == 8  # type: ignore[attr-defined]
+
+
+def test_an_instance_without_repeat_and_its_inline_options(tmp_path: Path) -> None:
+    """Without repeat the names are `<node>.<inner>`; inline keys override the block's options."""
+    text = spec_text(
+        """\
+  - {name: body, type: residual, inputs: [x], units: 2}
+  - {name: out,  type: dense,    inputs: [body], units: 1}
+"""
+    )
+    spec = graphnet.load_spec(write_file(tmp_path, text, "one.yaml"))
+    assert [n.name for n in spec.nodes] == ["body.fc1", "body.act", "body.sum", "out"]
+    assert spec.nodes[0].options_model.units == 2  # type: ignore[attr-defined]
+
+
+def test_nested_blocks(tmp_path: Path) -> None:
+    """A block may use a block; names nest: `<node>.<inner>.<i>.<inner>`."""
+    blocks = (
+        RESIDUAL
+        + """\
+  stack:
+    inputs: [h]
+    options: {width: 8, depth: 2}
+    nodes:
+      - {name: res, type: residual, inputs: [h], units: $width, repeat: $depth}
+      - {name: act, type: tanh, inputs: [res]}
+    output: act
+"""
+    )
+    text = spec_text(
+        """\
+  - {name: stem, type: dense, inputs: [x], units: 8}
+  - {name: body, type: stack, inputs: [stem], repeat: 2}
+  - {name: out,  type: dense, inputs: [body], units: 1}
+""",
+        blocks,
+    )
+    got = names(write_file(tmp_path, text, "nested.yaml"))
+    assert got[1:5] == [
+        "body.1.res.1.fc1",
+        "body.1.res.1.act",
+        "body.1.res.1.sum",
+        "body.1.res.2.fc1",
+    ]
+    assert got[-2:] == ["body.2.act", "out"]
+    assert len(got) == 2 + 2 * (2 * 3 + 1)
+
+
+def test_set_reaches_block_options_and_repeat(tmp_path: Path) -> None:
+    """`--set blocks.<b>.options.<o>=` and `--set nodes.<instance>.repeat=` are plain keys."""
+    path = write_file(tmp_path, DEEP, "deep.yaml")
+    assert len(names(path, "nodes.body.repeat=10")) == 2 + 30
+    spec = graphnet.load_spec(path, ["blocks.residual.options.units=4", "nodes.stem.units=4"])
+    assert spec.nodes[1].options_model.units == 4  # type: ignore[attr-defined]
+    result = invoke("validate", path, "--set", "nodes.body.repeat=2")
+    assert result.exit_code == 0, result.output
+    assert "8 nodes" in result.output
+
+
+def test_a_block_spec_trains_like_its_hand_expanded_twin(tmp_path: Path) -> None:
+    """The same bits: blocks are a way of writing nodes, nothing else."""
+    twin = HEAD + "nodes:\n  - {name: stem, type: dense, inputs: [x], units: 8}\n"
+    previous = "stem"
+    for i in range(1, 4):
+        twin += (
+            f"  - {{name: body.{i}.fc1, type: dense, inputs: [{previous}], units: 8}}\n"
+            f"  - {{name: body.{i}.act, type: relu, inputs: [body.{i}.fc1]}}\n"
+            f"  - {{name: body.{i}.sum, type: add, inputs: [{previous}, body.{i}.act]}}\n"
+        )
+        previous = f"body.{i}.sum"
+    twin += f"  - {{name: out, type: dense, inputs: [{previous}], units: 1}}\n" + TAIL
+    write_file(tmp_path, twin, "twin.yaml")
+    block = graphnet.load_spec(write_file(tmp_path, DEEP, "deep.yaml"))
+    # the hand-expanded twin is what a run's spec.yaml holds: a resolved spec
+    from graphnet.api import load_graph
+
+    expanded = load_graph(tmp_path / "twin.yaml", resolved=True).spec
+    a = graphnet.train(block, tmp_path / "a")
+    b = graphnet.train(expanded, tmp_path / "b")
+    assert [r["loss"] for r in a] == [r["loss"] for r in b]
+    from conftest import assert_same_bits, read_npz
+
+    assert_same_bits(
+        read_npz(tmp_path / "a" / "weights.npz"), read_npz(tmp_path / "b" / "weights.npz")
+    )
+    assert "body.2.fc1/W" in read_npz(tmp_path / "a" / "weights.npz")
+    network = graphnet.load_run(tmp_path / "a")  # the run's spec.yaml, expanded, loads again
+    assert "body.3.sum" in network.graph.shapes
+
+
+BAD = [
+    (  # a value inside a block names the block's line and the instance
+        spec_text(
+            "  - {name: body, type: residual, inputs: [x], repeat: 2, units: -3}\n"
+            "  - {name: out, type: dense, inputs: [body], units: 1}\n"
+        ),
+        "bad.yaml:9: blocks.residual.nodes[0].units (in body.1): input should be greater",
+    ),
+    (
+        spec_text(
+            "  - {name: out, type: dense, inputs: [x], units: 1}\n",
+            RESIDUAL.replace("units: $units", "units: $unit"),
+        ),
+        "bad.yaml:9: blocks.residual.nodes[0].units: unknown option '$unit' of block 'residual' "
+        "(did you mean 'units'?)",
+    ),
+    (
+        spec_text("  - {name: out, type: dense, inputs: [x], units: $units}\n"),
+        "bad.yaml:14: nodes[0].units: '$units' outside a block",
+    ),
+    (
+        spec_text(
+            "  - {name: b, type: residual, inputs: [x], repeat: 0}\n"
+            "  - {name: out, type: dense, inputs: [b], units: 1}\n"
+        ),
+        "bad.yaml:14: nodes[0].repeat: repeat: a whole number of copies, at least 1; got 0",
+    ),
+    (
+        spec_text(
+            "  - {name: b, type: residual, inputs: [x], repeat: -2}\n"
+            "  - {name: out, type: dense, inputs: [b], units: 1}\n"
+        ),
+        "repeat: a whole number of copies, at least 1; got -2",
+    ),
+    (
+        spec_text(
+            "  - {name: out, type: dense, inputs: [x], units: 1}\n",
+            "blocks:\n  dense:\n    inputs: [i]\n    nodes: [{name: a, type: relu, inputs: [i]}]\n"
+            "    output: a\n",
+        ),
+        "bad.yaml:6: blocks.dense: block 'dense' has the name of a layer type",
+    ),
+    (
+        spec_text(
+            "  - {name: b, type: ping, inputs: [x]}\n"
+            "  - {name: out, type: dense, inputs: [b], units: 1}\n",
+            "blocks:\n"
+            "  ping: {inputs: [i], nodes: [{name: a, type: pong, inputs: [i]}], output: a}\n"
+            "  pong: {inputs: [i], nodes: [{name: a, type: ping, inputs: [i]}], output: a}\n",
+        ),
+        "blocks use each other in a cycle: ping -> pong -> ping",
+    ),
+    (  # a repeated block must keep its shape
+        spec_text(
+            "  - {name: body, type: squeeze, inputs: [x], repeat: 3}\n"
+            "  - {name: out, type: dense, inputs: [body], units: 1}\n",
+            "blocks:\n"
+            "  squeeze: {inputs: [i], nodes: [{name: a, type: dense, inputs: [i], units: 5}],"
+            " output: a}\n",
+        ),
+        "bad.yaml:7: nodes[0]: block 'squeeze' is repeated, so each copy reads the one before it,"
+        " but its output shape [5] (body.1.a) differs from its input's [2] (x)",
+    ),
+    (  # counted before expanding
+        spec_text(
+            "  - {name: b, type: big, inputs: [x], repeat: 1000}\n"
+            "  - {name: out, type: dense, inputs: [b], units: 1}\n",
+            RESIDUAL + "  big:\n    inputs: [i]\n"
+            "    nodes: [{name: r, type: residual, inputs: [i], repeat: 1000}]\n    output: r\n",
+        ),
+        "bad.yaml:18: nodes[0]: the blocks expand to more than 100,000 nodes",
+    ),
+    (
+        spec_text(
+            "  - {name: b, type: residual, inputs: [x], unit: 3}\n"
+            "  - {name: out, type: dense, inputs: [b], units: 1}\n"
+        ),
+        "unknown option 'unit' for block 'residual' (did you mean 'units'?)",
+    ),
+    (
+        spec_text("  - {name: a.b, type: dense, inputs: [x], units: 1}\n"),
+        "bad.yaml:14: nodes[0].name: 'a.b' is not a valid node name",
+    ),
+    (
+        spec_text(
+            "  - {name: out, type: dense, inputs: [x], units: 1}\n",
+            "include: [missing.yaml]\n",
+        ),
+        "bad.yaml:4: include[0]: include file not found",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), BAD)
+def test_block_errors_exit_2_located(tmp_path: Path, text: str, expected: str) -> None:
+    """Every mistake in blocks is a spec error that says where (exit status 2)."""
+    result = invoke("validate", write_file(tmp_path, text, "bad.yaml"))
+    assert result.exit_code == 2, result.output
+    assert expected in result.output
+
+
+def test_include_reads_blocks_relative_to_the_including_file(tmp_path: Path) -> None:
+    """`include:` names files relative to the including one; they may include others."""
+    (tmp_path / "lib").mkdir()
+    write_file(tmp_path / "lib", "include: [more.yaml]\n" + RESIDUAL, "common.yaml")
+    write_file(
+        tmp_path / "lib",
+        "blocks:\n  act: {inputs: [i], nodes: [{name: t, type: tanh, inputs: [i]}], output: t}\n",
+        "more.yaml",
+    )
+    text = spec_text(
+        "  - {name: body, type: residual, inputs: [x], repeat: 2, units: 2}\n"
+        "  - {name: a, type: act, inputs: [body]}\n"
+        "  - {name: out, type: dense, inputs: [a], units: 1}\n",
+        "include: [lib/common.yaml]\n",
+    )
+    got = names(write_file(tmp_path, text, "spec.yaml"))
+    assert got[-2:] == ["a.t", "out"]
+
+
+INCLUDE_ERRORS = [
+    ("include: [b.yaml]\n", "include: [a.yaml]\n", "include cycle: a.yaml -> b.yaml -> a.yaml"),
+    ("include: [b.yaml]\n" + RESIDUAL, RESIDUAL, "block 'residual' is defined twice"),
+    ("include: [b.yaml]\n", "blocks: {}\nnodes: []\n", "b.yaml:2: nodes: an included file holds"),
+    ("include: [b.yaml]\n", RESIDUAL.replace("units: $units", "units: $x"), "b.yaml:6: blocks"),
+]
+
+
+@pytest.mark.parametrize(("a", "b", "expected"), INCLUDE_ERRORS)
+def test_include_errors_are_located(tmp_path: Path, a: str, b: str, expected: str) -> None:
+    """An include cycle, a block defined twice, a file that is not blocks: exit 2, located."""
+    write_file(tmp_path, a, "a.yaml")
+    write_file(tmp_path, b, "b.yaml")
+    text = spec_text("  - {name: out, type: dense, inputs: [x], units: 1}\n", "include: [a.yaml]\n")
+    result = invoke("validate", write_file(tmp_path, text, "spec.yaml"))
+    assert result.exit_code == 2, result.output
+    assert expected in result.output
+
+
+def test_the_schema_describes_blocks_and_include(tmp_path: Path) -> None:
+    """`graphnet schema` knows `blocks:` and `include:`; a spec with blocks validates."""
+    import jsonschema
+
+    from graphnet.registry import get_registry
+    from graphnet.schema import spec_schema
+    from graphnet.specfile import read
+
+    schema = spec_schema(get_registry())
+    assert "blocks" in schema["properties"] and "include" in schema["properties"]
+    validator = jsonschema.Draft202012Validator(schema)
+    data, _ = read(write_file(tmp_path, DEEP, "deep.yaml"))
+    assert list(validator.iter_errors(data)) == []
+    data.pop("blocks")  # without blocks, an unknown type is refused as before
+    assert list(validator.iter_errors(data))
+
+
+class PublishesABlock:
+    """A plugin object publishing one block through `graphnet_blocks`."""
+
+    @graphnet.hookimpl
+    def graphnet_blocks(self) -> dict[str, object]:
+        return {
+            "twice": {
+                "inputs": ["in"],
+                "nodes": [
+                    {"name": "a", "type": "tanh", "inputs": ["in"]},
+                    {"name": "b", "type": "tanh", "inputs": ["a"]},
+                ],
+                "output": "b",
+            }
+        }
+
+
+def test_a_plugin_publishes_a_block(tmp_path: Path, register: object) -> None:
+    """A block returned by `graphnet_blocks` is used as a node type, like the spec's own."""
+    register(PublishesABlock(), "twice-plugin")  # type: ignore[operator]
+    text = spec_text(
+        "  - {name: t, type: twice, inputs: [x]}\n"
+        "  - {name: out, type: dense, inputs: [t], units: 1}\n",
+        "",
+    )
+    assert names(write_file(tmp_path, text, "p.yaml")) == ["t.a", "t.b", "out"]
+
+
+def test_summary_shows_an_instance_as_one_row_and_print_the_spec_as_written(
+    tmp_path: Path,
+) -> None:
+    """`summary` gives a block instance one row with its parameters (`--expand`: every node);
+    `validate --print` shows the spec as written, `--expand` the expanded nodes."""
+    from conftest import rows
+
+    path = write_file(tmp_path, DEEP, "deep.yaml")
+    table = rows(invoke("summary", path).output)
+    assert ["body", "residual", "stem", "[8]", f"{3 * 72:,}"] in table
+    assert ["out", "dense", "body", "[1]", "9"] in table
+    assert len(rows(invoke("summary", path, "--expand").output)) == len(table) + 3 * 3 - 1
+    written = invoke("validate", path, "--print", "--set", "nodes.body.repeat=2").output
+    assert "repeat: 2  # from --set nodes.body.repeat=2" in written and "$units" in written
+    expanded = invoke("validate", path, "--print", "--expand").output
+    assert "name: body.3.sum" in expanded and "blocks:" not in expanded
