@@ -85,7 +85,7 @@ def _include(
     here = Path(source.file).parent
     for i, name in enumerate(files):
         where = source.where(("include", i))
-        if not isinstance(name, str) or not name.strip():
+        if not isinstance(name, str) or not name.strip() or not name.isprintable():
             raise SpecError(f"include: {excerpt(name)} is not a file name", where)
         path = here / name
         resolved = path.resolve()

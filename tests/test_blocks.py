@@ -349,3 +349,11 @@ def test_summary_shows_an_instance_as_one_row_and_print_the_spec_as_written(
     assert "repeat: 2  # from --set nodes.body.repeat=2" in written and "$units" in written
     expanded = invoke("validate", path, "--print", "--expand").output
     assert "name: body.3.sum" in expanded and "blocks:" not in expanded
+
+
+def test_an_include_name_with_a_control_character_is_a_located_error(tmp_path):
+    """`include: ["a\\x00b.yaml"]` is refused as no file name (exit 2), not an internal error."""
+    path = tmp_path / "spec.yaml"
+    path.write_text('include: ["a\\x00b.yaml"]\n' + DEEP, encoding="utf-8")
+    with pytest.raises(graphnet.SpecError, match="is not a file name"):
+        graphnet.load_spec(path)
