@@ -19,7 +19,7 @@ import numpy as np
 from graphnet.base import Array
 from graphnet.errors import DataError
 from graphnet.network import SPEC_DIR, Network
-from graphnet.params import ParamDict
+from graphnet.params import cut, shapes_of
 
 
 @dataclass
@@ -72,23 +72,11 @@ class Snapshots:
         return Snapshot(epoch, flat, buffers, state, rng.bit_generator.state, extra)
 
 
-def _views(flat: Array, like: ParamDict) -> dict[str, Array]:
-    """``flat`` cut as ``like``'s arrays are cut from theirs."""
-    out: dict[str, Array] = {}
-    offset = 0
-    for key, view in like.items():
-        out[key] = flat[offset : offset + view.size].reshape(view.shape)
-        offset += view.size
-    return out
-
-
 def checkpoint_arrays(snapshot: Snapshot, network: Network) -> dict[str, Any]:
     """A snapshot as the arrays of ``checkpoint.npz``: parameters and buffers as ``param/``."""
     arrays: dict[str, Any] = {}
-    for key, array in _views(snapshot.flat, network.params).items():
-        arrays[f"param/{key}"] = array
-    for key, array in _views(snapshot.buffers, network.buffers).items():
-        arrays[f"param/{key}"] = array
+    for flat, like in ((snapshot.flat, network.params), (snapshot.buffers, network.buffers)):
+        arrays.update({f"param/{k}": v for k, v in cut(flat, shapes_of(like)).items()})
     arrays.update({f"state/{k}": v for k, v in snapshot.state.items()})
     arrays.update(network.normalizer.arrays())  # data/<input>/shift, scale
     # where the spec read its data (UTF-8 bytes), so that `graphnet evaluate` finds it again

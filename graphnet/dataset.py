@@ -7,7 +7,6 @@ training, test split), so changing the data does not change the split or the shu
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +16,7 @@ import numpy as np
 from graphnet.base import Array, DataSource
 from graphnet.calls import Caller
 from graphnet.errors import DataError, GraphnetError, SpecError
+from graphnet.finite import non_finite
 from graphnet.normalize import Normalizer
 from graphnet.spec import DataSpec, Spec, SplitSpec
 
@@ -97,15 +97,9 @@ def load_data(
         array = encode(spec, name, raw, source, where)
         if not len(array):
             raise DataError(f"the data set is empty: input {name!r} has no samples", where)
-        bad = _first_non_finite(array)
-        if bad is not None:
-            overflow = raw.dtype.kind in "iuf" and np.isfinite(np.asarray(raw[bad], float)).all()
-            what = (
-                f"a value too large for {spec.dtype} (the spec's dtype)"
-                if overflow
-                else "NaN or Inf"
-            )
-            raise DataError(f"input {name!r}: sample {bad} holds {what}", where)
+        problem = non_finite(raw, array)
+        if problem is not None:
+            raise DataError(f"input {name!r}: {problem}", where)
         if count is not None and len(array) != count[1]:
             raise DataError(
                 f"input {name!r} has {len(array)} samples, input {count[0]!r} has {count[1]}", where
@@ -204,19 +198,6 @@ def _check_class_count(
             f"{i} tells {wanted} apart ({refs[0]} has shape {list(logits)})",
             spec.where(("inputs", label, "classes")),
         )
-
-
-def _first_non_finite(array: Array, chunk: int = 4096) -> int | None:
-    """The first sample holding NaN or Inf, if any. A float64 sum settles the common case with
-    no temporary array; only when it is not finite are the samples scanned, a chunk at a time."""
-    if math.isfinite(float(array.sum(dtype=np.float64))):
-        return None
-    rows = array.reshape(len(array), -1)
-    for start in range(0, len(rows), chunk):
-        bad = np.flatnonzero(~np.isfinite(rows[start : start + chunk]).all(axis=1))
-        if bad.size:
-            return start + int(bad[0])
-    return None  # the sum overflowed, but every value is finite
 
 
 def split(

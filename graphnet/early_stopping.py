@@ -19,6 +19,7 @@ import numpy as np
 from graphnet.base import Array
 from graphnet.errors import DataError
 from graphnet.network import Network
+from graphnet.params import cut, shapes_of
 from graphnet.spec import EarlyStoppingSpec
 
 PREFIX = "early_stopping/"  # the keys of its arrays in checkpoint.npz
@@ -62,13 +63,11 @@ class EarlyStopping:
 
     def best_arrays(self) -> dict[str, Array]:
         """The best epoch's parameters and buffers, keyed as ``weights.npz``."""
-        out: dict[str, Array] = {}
-        for flat, like in ((self.flat, self.network.params), (self.buffers, self.network.buffers)):
-            offset = 0
-            for key, view in like.items():
-                out[key] = flat[offset : offset + view.size].reshape(view.shape)
-                offset += view.size
-        return out
+        network = self.network
+        return {
+            **cut(self.flat, shapes_of(network.params)),
+            **cut(self.buffers, shapes_of(network.buffers)),
+        }
 
     def arrays(self) -> dict[str, Array]:
         """The state to checkpoint (the live arrays of the best parameters)."""

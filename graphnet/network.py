@@ -16,6 +16,7 @@ import numpy as np
 from graphnet.base import Array, Layer, Loss
 from graphnet.calls import Caller
 from graphnet.errors import DataError
+from graphnet.finite import non_finite
 from graphnet.graph import Graph, ancestors, build_graph
 from graphnet.normalize import PREFIX, Normalizer
 from graphnet.params import ParamDict, by_node, checked_weights, flat_views, initial_params
@@ -127,11 +128,9 @@ class Network:
             raw = np.asarray(inputs[name])
             with np.errstate(over="ignore"):
                 array = np.asarray(raw, dtype=self.dtype)
-            if array.dtype != raw.dtype and not np.isfinite(array).all():
-                row = int(np.flatnonzero(~np.isfinite(array.reshape(len(array), -1)).all(1))[0])
-                finite = np.isfinite(np.asarray(raw[row], dtype=np.float64)).all()
-                what = f"a value too large for {self.dtype}" if finite else "NaN or Inf"
-                raise DataError(f"input {name!r}: sample {row} holds {what}")
+            problem = non_finite(raw, array) if array.dtype != raw.dtype else None
+            if problem is not None:
+                raise DataError(f"input {name!r}: {problem}")
             shape = self.graph.inputs[name]
             if array.shape[1:] != shape:
                 raise DataError(

@@ -34,15 +34,28 @@ class ParamDict(dict[str, Array]):
     flat: Array
 
 
+def cut(flat: Array, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, Array]:
+    """Views of ``flat``, one per shape, one after the other (as a flat buffer's arrays are
+    laid out): a snapshot or checkpoint of a buffer read back as its arrays."""
+    views: dict[str, Array] = {}
+    offset = 0
+    for key, shape in shapes.items():
+        size = int(np.prod(shape))
+        views[key] = flat[offset : offset + size].reshape(shape)
+        offset += size
+    return views
+
+
+def shapes_of(arrays: Mapping[str, Array]) -> dict[str, tuple[int, ...]]:
+    """Each array's shape, by key."""
+    return {key: array.shape for key, array in arrays.items()}
+
+
 def flat_views(shapes: Mapping[str, tuple[int, ...]], dtype: np.dtype[Any]) -> ParamDict:
     """A zeroed flat buffer and a view of it for each shape, in order."""
     views = ParamDict()
     views.flat = np.zeros(sum(int(np.prod(s)) for s in shapes.values()), dtype)
-    offset = 0
-    for key, shape in shapes.items():
-        size = int(np.prod(shape))
-        views[key] = views.flat[offset : offset + size].reshape(shape)
-        offset += size
+    views.update(cut(views.flat, shapes))
     return views
 
 

@@ -89,14 +89,7 @@ class Registry:
         if self._blocks is None:
             found: dict[str, tuple[dict[str, Any], str]] = {}
             for impl in reversed(self.pm.hook.graphnet_blocks.get_hookimpls()):
-                package = self.packages.get(impl.plugin_name, impl.plugin_name)
-                try:
-                    blocks = impl.function()
-                except Exception as error:
-                    raise PluginError(
-                        f"plugin {package!r} failed in graphnet_blocks(): "
-                        f"{type(error).__name__}: {error}"
-                    ) from error
+                package, blocks = self._call(impl, "graphnet_blocks")
                 if not isinstance(blocks, dict):
                     raise PluginError(
                         f"plugin {package!r}: graphnet_blocks() must return a mapping of block "
@@ -112,6 +105,16 @@ class Registry:
             self._blocks = found
         return self._blocks
 
+    def _call(self, impl: Any, hook_name: str) -> tuple[str, Any]:
+        """The package of a hook implementation and what it returns; a failure names both."""
+        package = self.packages.get(impl.plugin_name, impl.plugin_name)
+        try:
+            return package, impl.function()
+        except Exception as error:
+            raise PluginError(
+                f"plugin {package!r} failed in {hook_name}(): {type(error).__name__}: {error}"
+            ) from error
+
     def entries(self, kind: str) -> dict[str, Entry]:
         """Every registered type of ``kind``, keyed by its lower-case name."""
         if kind not in self._entries:
@@ -122,13 +125,7 @@ class Registry:
         hook_name, base, _ = KINDS[kind]
         found: dict[str, Entry] = {}
         for impl in reversed(getattr(self.pm.hook, hook_name).get_hookimpls()):
-            package = self.packages.get(impl.plugin_name, impl.plugin_name)
-            try:
-                classes = impl.function()
-            except Exception as error:
-                raise PluginError(
-                    f"plugin {package!r} failed in {hook_name}(): {type(error).__name__}: {error}"
-                ) from error
+            package, classes = self._call(impl, hook_name)
             if not isinstance(classes, list):
                 raise PluginError(
                     f"plugin {package!r}: {hook_name}() must return a list of "

@@ -24,7 +24,7 @@ from graphnet.early_stopping import EarlyStopping
 from graphnet.errors import GraphnetError, TrainingError
 from graphnet.metering import Meters, MetricUse
 from graphnet.network import Network
-from graphnet.params import flat_views
+from graphnet.params import flat_views, shapes_of
 from graphnet.spec import Spec
 from graphnet.stop import Stop
 
@@ -155,7 +155,7 @@ class Trainer:
         section = self.spec.train.optimizer
         probe = section.make(self.optimizer_caller)
         dtype = self.network.dtype
-        shapes = {k: (1,) * v.ndim for k, v in self.network.params.items()}
+        shapes = {k: (1,) * len(shape) for k, shape in shapes_of(self.network.params).items()}
         params, grads = flat_views(shapes, dtype), flat_views(shapes, dtype)
         params.flat[:], grads.flat[:] = 1, 1
         try:
@@ -181,10 +181,10 @@ class Trainer:
                     "(`p -= lr * g`, not `p = p - lr * g`)",
                 )
         self.step_checked = True
-        self.optimizer_caller.call("step", self.optimizer.step, *self._step_args())
-
-    def _step_args(self) -> tuple[Any, ...]:
-        return self.network.params, self.network.grads, self.state
+        network = self.network
+        self.optimizer_caller.call(
+            "step", self.optimizer.step, network.params, network.grads, self.state
+        )
 
     def run_epoch(self, epoch: int) -> dict[str, Any]:
         started = time.perf_counter()
