@@ -62,9 +62,10 @@ class Network:
         self.buffers: ParamDict = flat_views(
             {k: v.shape for k, v in fresh.items() if k in kept}, self.dtype
         )
+        arrays = self.arrays()
         for key, value in fresh.items():
-            np.copyto(self.arrays()[key], value, casting="unsafe")
-        self._node_params = by_node(self.arrays(), graph)  # a layer's forward sees its buffers
+            np.copyto(arrays[key], value, casting="unsafe")
+        self._node_params = by_node(arrays, graph)  # a layer's forward sees its buffers
         self._node_grads = by_node(self.grads, graph)
         self.set_rng(np.random.default_rng(graph.spec.seed))
         self._plans: dict[tuple[str, ...], Plan] = {}
