@@ -18,7 +18,7 @@ from typing import Any
 
 from graphnet import specfile
 from graphnet.errors import SpecError, excerpt, suggest
-from graphnet.specfile import Origin, Repeat, Source
+from graphnet.specfile import Instance, Origin, Repeat, Source
 from graphnet.yamlio import SpecPath, format_path
 
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*\Z")
@@ -381,6 +381,7 @@ def expand(data: dict[str, Any], source: Source, registry: Any, *, resolved: boo
     for defined in blocks.values():
         _check_block(defined, blocks, layer_types)
     _check_cycles(blocks)
+    source.blocks = {name: copy.deepcopy(block.body) for name, block in own.items()}
     data.pop("blocks", None)
     data.pop("include", None)
     memo: dict[str, int] = {}
@@ -417,10 +418,14 @@ def expand(data: dict[str, Any], source: Source, registry: Any, *, resolved: boo
         name = _check_name(node.get("name"), "node", source.where(("nodes", i, "name")))
         if "inputs" not in node:
             raise SpecError("missing required key 'inputs'", source.where(("nodes", i)))
-        outputs[name] = expander.instance(node, name, block, source.where(("nodes", i)), written)
+        where = source.where(("nodes", i))
+        outputs[name] = expander.instance(node, name, block, where, written)
+        source.instances[name] = Instance(name, block.name, _repeat(node, where), outputs[name])
     for node in expander.nodes:
         if isinstance(node, dict) and "inputs" in node:
             node["inputs"] = _renamed(node.get("inputs"), outputs)
+    for repeat in source.repeats:  # a repeated instance may read another instance
+        repeat.first_input = _renamed(repeat.first_input, outputs)
     data["nodes"] = expander.nodes
     loss = data.get("loss")
     for item in loss if isinstance(loss, list) else [loss]:

@@ -40,11 +40,23 @@ class Repeat:
 
 
 @dataclass
+class Instance:
+    """A block instance of the spec's own nodes, as written: its block, how many copies, and the
+    expanded node its name stands for."""
+
+    name: str
+    block: str
+    repeat: int | None
+    output: str
+
+
+@dataclass
 class Source:
     """Where each value of a spec came from: a line of the file or a ``--set`` override.
 
-    After block expansion, ``origins`` maps each node's index to where it was written, and
-    ``written`` holds the spec as written (blocks unexpanded, overrides applied).
+    After block expansion, ``origins`` maps each node's index to where it was written,
+    ``written`` holds the spec as written (blocks unexpanded, overrides applied), ``blocks`` the
+    blocks it defines or includes, and ``instances`` its own nodes that are block instances.
     """
 
     file: str
@@ -53,6 +65,8 @@ class Source:
     origins: dict[int, Origin] = field(default_factory=dict)
     repeats: list[Repeat] = field(default_factory=list)
     written: dict[str, Any] | None = None
+    blocks: dict[str, Any] = field(default_factory=dict)
+    instances: dict[str, Instance] = field(default_factory=dict)
     resolved: bool = False  # a spec graphnet wrote (a run's spec.yaml): expanded names allowed
 
     def where(self, path: SpecPath = (), line_of: SpecPath | None = None) -> str:

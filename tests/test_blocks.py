@@ -342,7 +342,7 @@ def test_summary_shows_an_instance_as_one_row_and_print_the_spec_as_written(
 
     path = write_file(tmp_path, DEEP, "deep.yaml")
     table = rows(invoke("summary", path).output)
-    assert ["body", "residual", "stem", "[8]", f"{3 * 72:,}"] in table
+    assert ["body", "residual ×3", "stem", "[8]", f"{3 * 72:,}"] in table
     assert ["out", "dense", "body", "[1]", "9"] in table
     assert len(rows(invoke("summary", path, "--expand").output)) == len(table) + 3 * 3 - 1
     written = invoke("validate", path, "--print", "--set", "nodes.body.repeat=2").output
@@ -357,3 +357,28 @@ def test_an_include_name_with_a_control_character_is_a_located_error(tmp_path):
     path.write_text('include: ["a\\x00b.yaml"]\n' + DEEP, encoding="utf-8")
     with pytest.raises(graphnet.SpecError, match="is not a file name"):
         graphnet.load_spec(path)
+
+
+def test_a_repeated_instance_may_read_another_instance(tmp_path: Path) -> None:
+    """`repeat` on an instance whose input is another instance checks the shape of that
+    instance's output (it was a KeyError, an internal error)."""
+    text = spec_text(
+        "  - {name: first, type: residual, inputs: [x], units: 2}\n"
+        "  - {name: body, type: residual, inputs: [first], units: 2, repeat: 2}\n"
+        "  - {name: out, type: dense, inputs: [body], units: 1}\n"
+    )
+    got = names(write_file(tmp_path, text, "chain.yaml"))
+    assert got[3:5] == ["body.1.fc1", "body.1.act"]
+    grow = (
+        "  grow: {inputs: [i], nodes: [{name: a, type: dense, inputs: [i], units: 5}], output: a}\n"
+    )
+    bad = spec_text(
+        "  - {name: first, type: residual, inputs: [x], units: 2}\n"
+        "  - {name: body, type: grow, inputs: [first], repeat: 2}\n"
+        "  - {name: out, type: dense, inputs: [body], units: 1}\n",
+        RESIDUAL + grow,
+    )
+    result = invoke("validate", write_file(tmp_path, bad, "bad.yaml"))
+    assert result.exit_code == 2, result.output
+    assert "bad.yaml:16: nodes[1]: block 'grow' is repeated" in result.output
+    assert "differs from its input's [2] (first.sum)" in result.output
