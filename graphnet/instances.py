@@ -1,19 +1,24 @@
-"""Block instances seen whole: what ``summary`` and ``graph`` show as one row or one box.
+"""Block instances seen whole: what ``summary`` and ``graph`` show as one row or one box, and
+what a run folder's ``spec.yaml`` holds.
 
 A node of the spec that is a block instance expands into many graph nodes (``body.3.fc1``);
 :func:`collapse` groups them back under the instance (``body``): its block and number of
 copies, its output shape, its parameter count and what it reads from outside. A node that is
-no instance is an item of its own.
+no instance is an item of its own. :func:`saved` writes the resolved spec with its blocks and
+instances as written, so that the run's ``spec.yaml`` is a spec to run again.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from graphnet.base import Shape
 from graphnet.blocks import instance_of
 from graphnet.graph import Graph, Node
+from graphnet.spec import Spec
 
 
 @dataclass
@@ -79,3 +84,46 @@ def collapse(graph: Graph, counts: Mapping[str, int], expand: bool = False) -> l
         outside = [ref for ref in node.inputs if owner[ref] != name]
         item.inputs = collapsed([*item.inputs, *outside], owner)
     return list(items.values())
+
+
+def saved(spec: Spec) -> dict[str, Any]:
+    """What a run's ``spec.yaml`` holds: the resolved spec, defaults filled in (``to_dict``).
+
+    A spec written with blocks keeps them: ``blocks:`` holds the blocks it defines or includes
+    (``include:`` is dropped), each block instance is its node as written, and every other node
+    and layer inside a block is filled in with its defaults. Expanding it again gives the same
+    nodes, so ``graphnet run <run>/spec.yaml`` trains the same network.
+    """
+    resolved = spec.to_dict()
+    source = spec.source
+    written = source.written
+    if written is None:
+        return resolved
+    filled: dict[tuple[Any, ...], dict[str, Any]] = {}  # where a layer was written -> resolved
+    for index, origin in source.origins.items():
+        where = (origin.instance is None, *origin.path)
+        filled.setdefault(where, resolved["nodes"][index])
+    blocks = copy.deepcopy(source.blocks)
+    for name, block in blocks.items():
+        for j, node in enumerate(block["nodes"]):
+            defaults = filled.get((False, "blocks", name, "nodes", j), {})
+            node.update({k: v for k, v in defaults.items() if k not in node})
+    nodes = []
+    for i, node in enumerate(written["nodes"]):
+        own = filled.get((True, "nodes", i))
+        nodes.append(copy.deepcopy(node) if own is None else {**own, "inputs": node["inputs"]})
+    losses = written["loss"] if isinstance(written["loss"], list) else [written["loss"]]
+    for loss, as_written in zip(resolved["loss"], losses, strict=True):
+        loss["inputs"] = copy.deepcopy(as_written["inputs"])
+    out: dict[str, Any] = {}
+    for key, value in resolved.items():
+        if key == "nodes":
+            out["blocks"] = blocks
+            out["nodes"] = nodes
+        elif key == "outputs":
+            out["outputs"] = copy.deepcopy(written["outputs"])
+        else:
+            out[key] = value
+    if not blocks:
+        del out["blocks"]
+    return out

@@ -141,10 +141,8 @@ def train_trial(
     """On a worker: train one trial in a temporary folder (continuing ``files``, a run folder's
     files, when given) and return its status and its run folder's files as bytes."""
     from graphnet import run
+    from graphnet.api import graph_of
     from graphnet.errors import TrainingError
-    from graphnet.graph import build_graph
-    from graphnet.registry import get_registry
-    from graphnet.spec import validate
     from graphnet.specfile import Source
 
     started = time.perf_counter()
@@ -158,7 +156,7 @@ def train_trial(
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                spec = build_graph(validate(spec_data, Source(spec_file), get_registry(plugins)))
+                spec = graph_of(spec_data, Source(spec_file), plugins)
                 run.train(spec.spec, folder, resume=bool(files), loaded=loaded, draw=False)
         except TrainingError as error:
             status = "diverged" if "diverged" in error.message else "failed"
@@ -283,6 +281,7 @@ def _run(
     if not todo:
         return
     from graphnet.dataset import loaded_data
+    from graphnet.instances import saved
 
     data: dict[str, Any] = {}  # one copy of each distinct data set
     for trial in todo:
@@ -296,7 +295,7 @@ def _run(
             files = _resumable(folder)
             future = client.submit(
                 train_trial,
-                trial.spec.to_dict(),
+                saved(trial.spec),
                 str(Path(spec_path).resolve()),
                 tuple(plugins),
                 scattered[_data_key(trial.spec)],

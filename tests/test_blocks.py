@@ -382,3 +382,63 @@ def test_a_repeated_instance_may_read_another_instance(tmp_path: Path) -> None:
     assert result.exit_code == 2, result.output
     assert "bad.yaml:16: nodes[1]: block 'grow' is repeated" in result.output
     assert "differs from its input's [2] (first.sum)" in result.output
+
+
+def test_the_run_folders_spec_keeps_its_blocks_and_runs_again_to_the_same_bits(
+    tmp_path: Path,
+) -> None:
+    """A run's spec.yaml holds the blocks (included ones copied in, `include:` dropped, --set
+    applied) and the instances as written: `graphnet run <run>/spec.yaml` trains the same bits;
+    --resume names a changed instance option; load_run, predict, evaluate and export read it."""
+    from conftest import read_npz
+
+    (tmp_path / "lib").mkdir()
+    write_file(tmp_path / "lib", RESIDUAL, "common.yaml")
+    text = DEEP.replace(RESIDUAL, "include: [lib/common.yaml]\n")
+    spec = write_file(tmp_path, text, "deep.yaml")
+    first, again = tmp_path / "first", tmp_path / "again"
+    overrides = ["--set", "nodes.body.units=8", "--set", "nodes.body.repeat=2"]
+    result = invoke("run", spec, "--out", first, "-q", *overrides)
+    assert result.exit_code == 0, result.output
+    saved = (first / "spec.yaml").read_text(encoding="utf-8")
+    assert "include" not in saved and "body.1" not in saved
+    assert "blocks:\n  residual:\n" in saved and "units: $units" in saved
+    assert "repeat: 2" in saved and "init: glorot_uniform" in saved  # defaults filled in
+    result = invoke("run", first / "spec.yaml", "--out", again, "-q")
+    assert result.exit_code == 0, result.output
+    assert read_npz(first / "weights.npz").keys() >= {"body.2.fc1/W"}
+    assert (first / "weights.npz").read_bytes() == (again / "weights.npz").read_bytes()
+    assert (again / "spec.yaml").read_text(encoding="utf-8") == saved
+    shrunk = ["--set", "nodes.body.units=4", "--set", "nodes.stem.units=4"]
+    changed = invoke("run", first / "spec.yaml", "--out", first, "--resume", *shrunk)
+    assert changed.exit_code == 2
+    assert "nodes[1].units: 8 in the run, 4 now" in changed.output
+    more = invoke(
+        "run", spec, "--out", first, "--resume", "-q", *overrides, "--set", "train.epochs=3"
+    )
+    assert more.exit_code == 0, more.output
+    network = graphnet.load_run(first)
+    assert "body.2.sum" in network.graph.shapes
+    inputs = write_file(tmp_path, "x_0,x_1,y_0\n0.5,0.25,1.25\n", "new.csv")
+    assert set(graphnet.evaluate(first, inputs)) >= {"loss"}
+    predicted = invoke("predict", first, "--input", inputs)
+    assert predicted.exit_code == 0, predicted.output
+    assert predicted.output.startswith("out_0\n")
+    pytest.importorskip("onnx")
+    graphnet.export_onnx(first, tmp_path / "deep.onnx")
+    assert (tmp_path / "deep.onnx").stat().st_size > 0
+
+
+def test_a_run_folder_saved_with_expanded_blocks_still_loads_and_resumes(tmp_path: Path) -> None:
+    """A run folder whose spec.yaml holds the expanded nodes (as graphnet saved specs with
+    blocks before) loads, and --resume with the block spec accepts it."""
+    import yaml
+
+    spec = write_file(tmp_path, DEEP, "deep.yaml")
+    run = tmp_path / "run"
+    assert invoke("run", spec, "--out", run, "-q").exit_code == 0
+    expanded = graphnet.load_spec(spec).to_dict()
+    (run / "spec.yaml").write_text(yaml.safe_dump(expanded, sort_keys=False), encoding="utf-8")
+    assert "body.3.sum" in graphnet.load_run(run).graph.shapes
+    result = invoke("run", spec, "--out", run, "--resume", "-q", "--set", "train.epochs=3")
+    assert result.exit_code == 0, result.output

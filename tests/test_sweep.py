@@ -283,3 +283,33 @@ def test_ctrl_c_keeps_finished_trials_and_resume_finishes_the_sweep(
     assert result.exit_code == 0, result.output
     assert [r["status"] for r in _rows(out)] == ["done"] * 4
     _same_as_plain_runs(spec_file, out, tmp_path)
+
+
+def test_a_spec_with_blocks_sweeps_its_block_options(tmp_path: Path, local_cluster: str) -> None:
+    """A spec whose blocks come from an include sweeps a block option: every trial trains (its
+    worker has no include file), saves its blocks, and is the plain run of its overrides."""
+    (tmp_path / "mlp.yaml").write_text(
+        "blocks:\n  mlp:\n    inputs: [i]\n    options: {units: 4}\n    nodes:\n"
+        "      - {name: fc, type: dense, inputs: [i], units: $units}\n"
+        "      - {name: act, type: tanh, inputs: [fc]}\n    output: act\n"
+    )
+    spec = tmp_path / "blocks.yaml"
+    spec.write_text(
+        SPEC.replace("nodes:\n", "include: [mlp.yaml]\nnodes:\n").replace(
+            "  - {name: hidden, type: dense, inputs: [x], units: 4}\n"
+            "  - {name: act, type: tanh, inputs: [hidden]}\n",
+            "  - {name: act, type: mlp, inputs: [x]}\n",
+        )
+    )
+    out = tmp_path / "sweep"
+    grid = {"nodes.act.units": [2, 3]}
+    rows = graphnet.sweep(spec, grid, scheduler=local_cluster, out_dir=out)
+    assert [r["status"] for r in rows] == ["done"] * 2, rows
+    saved = (out / "trial-002" / "spec.yaml").read_text()
+    assert "blocks:\n  mlp:" in saved and "units: 3" in saved and "include" not in saved
+    for row in rows:
+        overrides = {"nodes.act.units": row["nodes.act.units"], "seed": row["seed"]}
+        plain = tmp_path / f"plain-{row['trial']}"
+        graphnet.train(graphnet.load_spec(spec, overrides), plain)
+        trained = (out / row["trial"] / "weights.npz").read_bytes()
+        assert (plain / "weights.npz").read_bytes() == trained
