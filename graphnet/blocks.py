@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import copy
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from graphnet import specfile
-from graphnet.errors import SpecError, excerpt, suggest
+from graphnet.errors import GraphnetWarning, SpecError, excerpt, suggest
 from graphnet.specfile import Instance, Origin, Repeat, Source
 from graphnet.yamlio import SpecPath, format_path
 
@@ -36,6 +37,7 @@ class Block:
     body: dict[str, Any]
     source: Source
     path: SpecPath
+    package: str | None = None  # the plugin package that publishes it (graphnet_blocks)
 
     def where(self, *rest: str | int) -> str:
         return self.source.where((*self.path, *rest))
@@ -108,7 +110,8 @@ def _include(
 def _plugin_blocks(registry: Any) -> dict[str, Block]:
     out: dict[str, Block] = {}
     for name, (body, package) in registry.blocks().items():
-        out[name] = Block(name, copy.deepcopy(body), Source(f"plugin {package}"), ("blocks", name))
+        source = Source(f"plugin {package}")
+        out[name] = Block(name, copy.deepcopy(body), source, ("blocks", name), package)
     return out
 
 
@@ -363,6 +366,13 @@ def expand(data: dict[str, Any], source: Source, registry: Any, *, resolved: boo
     own: dict[str, Block] = {}
     _include(data, source, own, (Path(source.file).resolve(),))
     _blocks_of(data, source, own)
+    for name in [name for name in own if name in blocks]:
+        warnings.warn(
+            f"{own[name].where()}: block {name!r} is also published by the plugin package "
+            f"{blocks[name].package!r}; the spec's own is used (rename it to use the package's)",
+            GraphnetWarning,
+            stacklevel=2,
+        )
     blocks.update(own)
     nodes = data.get("nodes")
     for key, value in data.items():

@@ -442,3 +442,51 @@ def test_a_run_folder_saved_with_expanded_blocks_still_loads_and_resumes(tmp_pat
     assert "body.3.sum" in graphnet.load_run(run).graph.shapes
     result = invoke("run", spec, "--out", run, "--resume", "-q", "--set", "train.epochs=3")
     assert result.exit_code == 0, result.output
+
+
+def test_a_spec_block_named_like_a_plugin_block_is_used_with_a_warning(
+    tmp_path: Path, register: object
+) -> None:
+    """The spec's own block (or an included one) takes the place of a plugin's block of the
+    same name, and a warning names where it is defined and the plugin's package."""
+    register(PublishesABlock(), "twice-plugin")  # type: ignore[operator]
+    own = "blocks:\n  twice: {inputs: [i], nodes: [{name: s, type: sigmoid, inputs: [i]}], output: s}\n"
+    text = spec_text(
+        "  - {name: t, type: twice, inputs: [x]}\n"
+        "  - {name: out, type: dense, inputs: [t], units: 1}\n",
+        own,
+    )
+    path = write_file(tmp_path, text, "p.yaml")
+    with pytest.warns(graphnet.GraphnetWarning) as caught:
+        assert names(path) == ["t.s", "out"]
+    assert [str(w.message) for w in caught] == [
+        f"{path}:5: blocks.twice: block 'twice' is also published by the plugin package "
+        "'twice-plugin'; the spec's own is used (rename it to use the package's)"
+    ]
+    result = invoke("validate", path)
+    assert result.exit_code == 0, result.output
+    assert "warning: " in result.output and "plugin package 'twice-plugin'" in result.output
+
+
+def test_repeat_chains_the_first_input_and_gives_every_copy_the_other_inputs(
+    tmp_path: Path,
+) -> None:
+    """With several inputs and `repeat`, copy i+1 reads copy i's output as its first input; the
+    other inputs are the instance's own, the same for every copy."""
+    blocks = (
+        "blocks:\n  mix:\n    inputs: [h, context]\n    nodes:\n"
+        "      - {name: cat, type: concat, inputs: [h, context]}\n"
+        "      - {name: fc, type: dense, inputs: [cat], units: 8}\n    output: fc\n"
+    )
+    text = spec_text(
+        "  - {name: stem, type: dense, inputs: [x], units: 8}\n"
+        "  - {name: body, type: mix, inputs: [stem, x], repeat: 3}\n"
+        "  - {name: out, type: dense, inputs: [body], units: 1}\n",
+        blocks,
+    )
+    spec = graphnet.load_spec(write_file(tmp_path, text, "mix.yaml"))
+    inputs = {n.name: n.inputs for n in spec.nodes}
+    assert inputs["body.1.cat"] == ["stem", "x"]
+    assert inputs["body.2.cat"] == ["body.1.fc", "x"]
+    assert inputs["body.3.cat"] == ["body.2.fc", "x"]
+    assert inputs["out"] == ["body.3.fc"]
