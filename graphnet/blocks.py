@@ -74,9 +74,14 @@ def _blocks_of(data: Mapping[str, Any], source: Source, into: dict[str, Block]) 
 
 
 def _include(
-    data: Mapping[str, Any], source: Source, into: dict[str, Block], chain: tuple[Path, ...]
+    data: Mapping[str, Any],
+    source: Source,
+    into: dict[str, Block],
+    chain: tuple[Path, ...],
+    done: set[Path],
 ) -> None:
-    """The blocks of every file ``include:`` names (relative to the including file), recursively."""
+    """The blocks of every file ``include:`` names (relative to the including file), recursively;
+    a file included twice (``a`` and ``b`` both include ``common``) is read once."""
     files = data.get("include")
     if files is None:
         return
@@ -96,6 +101,9 @@ def _include(
             raise SpecError(f"include cycle: {cycle}", where)
         if not path.is_file():
             raise SpecError(f"include file not found: {path}", where)
+        if resolved in done:
+            continue
+        done.add(resolved)
         included, included_source = specfile.read(path)
         unknown = [k for k in included if k not in ("blocks", "include")]
         if unknown:
@@ -103,7 +111,7 @@ def _include(
                 f"an included file holds only blocks: and include:, not {unknown[0]!r}",
                 included_source.where((unknown[0],)),
             )
-        _include(included, included_source, into, (*chain, resolved))
+        _include(included, included_source, into, (*chain, resolved), done)
         _blocks_of(included, included_source, into)
 
 
@@ -364,7 +372,7 @@ def expand(data: dict[str, Any], source: Source, registry: Any, *, resolved: boo
     source.resolved = resolved
     blocks = _plugin_blocks(registry)
     own: dict[str, Block] = {}
-    _include(data, source, own, (Path(source.file).resolve(),))
+    _include(data, source, own, (Path(source.file).resolve(),), set())
     _blocks_of(data, source, own)
     for name in [name for name in own if name in blocks]:
         warnings.warn(

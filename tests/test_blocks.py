@@ -490,3 +490,17 @@ def test_repeat_chains_the_first_input_and_gives_every_copy_the_other_inputs(
     assert inputs["body.2.cat"] == ["body.1.fc", "x"]
     assert inputs["body.3.cat"] == ["body.2.fc", "x"]
     assert inputs["out"] == ["body.3.fc"]
+
+
+def test_a_file_included_twice_is_read_once(tmp_path: Path) -> None:
+    """`a.yaml` and `b.yaml` both include `common.yaml`, the spec includes both: its blocks are
+    defined once (they were 'defined twice' at the same line)."""
+    write_file(tmp_path, RESIDUAL, "common.yaml")
+    write_file(tmp_path, "include: [common.yaml]\n", "a.yaml")
+    write_file(tmp_path, "include: [common.yaml]\n", "b.yaml")
+    text = spec_text(
+        "  - {name: body, type: residual, inputs: [x], units: 2}\n"
+        "  - {name: out, type: dense, inputs: [body], units: 1}\n",
+        "include: [a.yaml, b.yaml, common.yaml]\n",
+    )
+    assert names(write_file(tmp_path, text, "spec.yaml"))[-1] == "out"
