@@ -351,6 +351,9 @@ class _Expander:
                     local[inner["name"]] = self.instance(
                         expanded, inner_name, inner_block, inner_where, origin
                     )
+                elif "repeat" in expanded:
+                    where = block.where("nodes", j, "repeat") + f" (in {prefix})"
+                    raise _repeat_on_layer(expanded, where)
                 else:
                     expanded["name"] = inner_name
                     self.origins[len(self.nodes)] = origin
@@ -426,10 +429,7 @@ def expand(data: dict[str, Any], source: Source, registry: Any, *, resolved: boo
             if isinstance(node, dict) and "name" in node:
                 _check_name(node["name"], "node", source.where(("nodes", i, "name")))
                 if "repeat" in node:
-                    raise SpecError(
-                        f"repeat is for block instances; {excerpt(node.get('type'))} is a layer type",
-                        source.where(("nodes", i, "repeat")),
-                    )
+                    raise _repeat_on_layer(node, source.where(("nodes", i, "repeat")))
             expander.origins[len(expander.nodes)] = written
             expander.nodes.append(node)
             continue
@@ -452,6 +452,11 @@ def expand(data: dict[str, Any], source: Source, registry: Any, *, resolved: boo
     if "outputs" in data:
         data["outputs"] = _renamed(data["outputs"], outputs)
     source.origins = expander.origins
+
+
+def _repeat_on_layer(node: Mapping[str, Any], where: str) -> SpecError:
+    kind = excerpt(node.get("type"))
+    return SpecError(f"repeat is for block instances; {kind} is a layer type", where)
 
 
 def _block_of(node: Any, blocks: Mapping[str, Block]) -> Block | None:

@@ -228,6 +228,15 @@ BAD = [
         ),
         "unknown option 'unit' for block 'residual' (did you mean 'units'?)",
     ),
+    (  # inside a block as at the top: repeat is for instances
+        spec_text(
+            "  - {name: b, type: residual, inputs: [x], units: 2}\n"
+            "  - {name: out, type: dense, inputs: [b], units: 1}\n",
+            RESIDUAL.replace("inputs: [fc1]}", "inputs: [fc1], repeat: 2}"),
+        ),
+        "bad.yaml:10: blocks.residual.nodes[1].repeat (in b): repeat is for block instances; "
+        "'relu' is a layer type",
+    ),
     (
         spec_text("  - {name: a.b, type: dense, inputs: [x], units: 1}\n"),
         "bad.yaml:14: nodes[0].name: 'a.b' is not a valid node name",
