@@ -19,7 +19,7 @@ from typing import Any
 
 from graphnet import specfile
 from graphnet.errors import GraphnetWarning, SpecError, excerpt, suggest
-from graphnet.specfile import Instance, Origin, Repeat, Source
+from graphnet.specfile import Instance, Origin, Repeat, Setting, Source
 from graphnet.yamlio import SpecPath, format_path
 
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*\Z")
@@ -79,9 +79,11 @@ def _include(
     into: dict[str, Block],
     chain: tuple[Path, ...],
     done: set[Path],
+    pending: dict[str, list[Setting]],
 ) -> None:
     """The blocks of every file ``include:`` names (relative to the including file), recursively;
-    a file included twice (``a`` and ``b`` both include ``common``) is read once."""
+    a file included twice (``a`` and ``b`` both include ``common``) is read once. ``pending``
+    overrides (``--set blocks.<name>...``) are applied to the file that defines the block."""
     files = data.get("include")
     if files is None:
         return
@@ -111,8 +113,29 @@ def _include(
                 f"an included file holds only blocks: and include:, not {unknown[0]!r}",
                 included_source.where((unknown[0],)),
             )
-        _include(included, included_source, into, (*chain, resolved), done)
+        _include(included, included_source, into, (*chain, resolved), done, pending)
+        defined = included.get("blocks")
+        for block in [b for b in pending if isinstance(defined, dict) and b in defined]:
+            specfile.apply_settings(included, pending.pop(block), included_source)
         _blocks_of(included, included_source, into)
+
+
+def _made_by_set(data: dict[str, Any], source: Source) -> dict[str, tuple[Any, list[Setting]]]:
+    """The blocks that only ``--set`` wrote into the spec (``--set
+    blocks.residual.options.units=64`` where an included file defines ``residual``): taken out
+    of ``data``, each with the overrides that made it, to be applied where the block is."""
+    written = data.get("blocks")
+    if not isinstance(written, dict):
+        return {}
+    made = {}
+    for name in [n for n in written if ("blocks", n) not in source.lines]:
+        prefix = f"blocks.{name}"
+        items = [s for s in source.settings if s[0] == prefix or s[0].startswith(f"{prefix}.")]
+        if items:
+            made[name] = (written.pop(name), items)
+    if not written and ("blocks",) not in source.lines:
+        del data["blocks"]
+    return made
 
 
 def _plugin_blocks(registry: Any) -> dict[str, Block]:
@@ -375,7 +398,24 @@ def expand(data: dict[str, Any], source: Source, registry: Any, *, resolved: boo
     source.resolved = resolved
     blocks = _plugin_blocks(registry)
     own: dict[str, Block] = {}
-    _include(data, source, own, (Path(source.file).resolve(),), set())
+    made = _made_by_set(data, source)
+    pending = {name: items for name, (_, items) in made.items()}
+    _include(data, source, own, (Path(source.file).resolve(),), set(), pending)
+    for name, (stub, items) in made.items():
+        if name not in pending:  # the included file's source names these values now
+            for path in [p for p in source.overrides if p[:2] == ("blocks", name)]:
+                del source.overrides[path]
+        elif name in blocks:
+            raise SpecError(
+                f"--set {items[0][2]}: block {name!r} is published by the plugin package "
+                f"{blocks[name].package!r} and cannot be changed; set its options on an "
+                f"instance instead (--set nodes.<instance>.<option>=...)"
+            )
+        elif not (isinstance(stub, dict) and "nodes" in stub):
+            known = [*own, *blocks, *data.get("blocks", {})]
+            raise SpecError(f"--set {items[0][2]}: no block {name!r}{suggest(name, known)}")
+        else:  # a whole block written by --set: the spec's own
+            data.setdefault("blocks", {})[name] = stub
     _blocks_of(data, source, own)
     for name in [name for name in own if name in blocks]:
         warnings.warn(

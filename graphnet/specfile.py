@@ -67,6 +67,7 @@ class Source:
     written: dict[str, Any] | None = None
     blocks: dict[str, Any] = field(default_factory=dict)
     instances: dict[str, Instance] = field(default_factory=dict)
+    settings: list[tuple[str, Any, str]] = field(default_factory=list)  # the overrides applied
     resolved: bool = False  # a spec graphnet wrote (a run's spec.yaml): expanded names allowed
 
     def where(self, path: SpecPath = (), line_of: SpecPath | None = None) -> str:
@@ -231,6 +232,9 @@ def _step(container: Any, part: str, origin: str, done: str) -> int | str:
     raise SpecError(f"--set {origin}: {done} is a value, not a section")
 
 
+Setting = tuple[str, Any, str]  # an override: its key, its value, and how messages show it
+
+
 def apply_overrides(
     data: dict[str, Any], overrides: Mapping[str, Any] | Iterable[str], source: Source
 ) -> None:
@@ -240,6 +244,12 @@ def apply_overrides(
         if isinstance(overrides, Mapping)
         else [_parse_override(item) for item in overrides]
     )
+    source.settings += items
+    apply_settings(data, items, source)
+
+
+def apply_settings(data: dict[str, Any], items: Iterable[Setting], source: Source) -> None:
+    """Apply overrides read already (the spec's, again to a file it includes)."""
     for key, value, origin in items:
         parts = key.split(".")
         container: Any = data

@@ -513,3 +513,36 @@ def test_a_file_included_twice_is_read_once(tmp_path: Path) -> None:
         "include: [a.yaml, b.yaml, common.yaml]\n",
     )
     assert names(write_file(tmp_path, text, "spec.yaml"))[-1] == "out"
+
+
+def test_set_reaches_a_block_of_an_included_file(tmp_path: Path) -> None:
+    """`--set blocks.<b>.options.<o>=` changes a block an included file defines (it was 'defined
+    twice'); a block that no file defines is an error naming the --set and a close name."""
+    write_file(tmp_path, RESIDUAL, "common.yaml")
+    path = write_file(tmp_path, DEEP.replace(RESIDUAL, "include: [common.yaml]\n"), "deep.yaml")
+    spec = graphnet.load_spec(path, ["blocks.residual.options.units=4", "nodes.stem.units=4"])
+    assert spec.nodes[1].options_model.units == 4  # type: ignore[attr-defined]
+    result = invoke("validate", path, "--set", "blocks.resdual.options.units=4")
+    assert result.exit_code == 2
+    assert (
+        "error: --set blocks.resdual.options.units=4: no block 'resdual' "
+        "(did you mean 'residual'?)" in result.output
+    )
+
+
+def test_set_cannot_change_a_plugins_block(tmp_path: Path, register: object) -> None:
+    """A block a package publishes is changed on its instances, not with --set blocks...:
+    an error that says so, naming the package."""
+    register(PublishesABlock(), "twice-plugin")  # type: ignore[operator]
+    text = spec_text(
+        "  - {name: t, type: twice, inputs: [x]}\n"
+        "  - {name: out, type: dense, inputs: [t], units: 1}\n",
+        "",
+    )
+    path = write_file(tmp_path, text, "p.yaml")
+    result = invoke("validate", path, "--set", "blocks.twice.output=a")
+    assert result.exit_code == 2
+    assert (
+        "--set blocks.twice.output=a: block 'twice' is published by the plugin package "
+        "'twice-plugin' and cannot be changed" in result.output
+    )
