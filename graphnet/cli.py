@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import click
 
+from graphnet import __version__
 from graphnet.errors import GraphnetError, GraphnetWarning, Interrupted
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -99,7 +100,7 @@ class GraphnetGroup(click.Group):
 
 
 @click.group(cls=GraphnetGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="graphnet")
+@click.version_option(__version__)  # the installed version (a test holds them equal)
 @common_options
 def cli() -> None:
     """Train neural networks that are written down, not programmed."""

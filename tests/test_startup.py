@@ -1,0 +1,85 @@
+"""Start-up: each command imports what it uses and nothing else, so `graphnet --help` answers
+before numpy could load and `graphnet validate` never pays for plotting, ONNX, dask or the
+training loop."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+from conftest import SEED
+
+import graphnet
+
+# The command line in a fresh interpreter; what it imported is written to the file in argv[1].
+CODE = """
+import json, sys
+from graphnet.cli import cli
+try:
+    cli(sys.argv[2:], prog_name="graphnet")
+except SystemExit as stop:
+    status = stop.code
+with open(sys.argv[1], "w") as out:
+    json.dump({"status": status, "modules": sorted(sys.modules)}, out)
+"""
+
+TRAINING = ("graphnet.trainer", "graphnet.run", "graphnet.checkpoint", "graphnet.early_stopping")
+HEAVY = ("matplotlib", "jsonschema", "dask", "distributed", "onnx", "onnxruntime")
+
+
+def imported_by(tmp_path: Path, *args: str) -> set[str]:
+    """The modules a fresh `graphnet ARGS...` process has imported when it exits."""
+    record = tmp_path / "modules.json"
+    result = subprocess.run(
+        [sys.executable, "-c", CODE, str(record), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert record.is_file(), result.stderr
+    seen = json.loads(record.read_text())
+    assert seen["status"] in (0, None), result.stdout + result.stderr
+    return set(seen["modules"])
+
+
+def loaded(modules: set[str], packages: tuple[str, ...]) -> list[str]:
+    return sorted(
+        m for m in modules if m in packages or m.startswith(tuple(f"{p}." for p in packages))
+    )
+
+
+@pytest.mark.parametrize("args", [("--help",), ("--version",), ("run", "--help")])
+def test_help_and_version_import_neither_numpy_nor_pydantic(tmp_path, args):
+    """`graphnet --help` and `--version` print from the command definitions alone: no numpy,
+    no pydantic, no plugin entry point read."""
+    modules = imported_by(tmp_path, *args)
+    assert loaded(modules, ("numpy", "pydantic", "graphnet_plugins", "yaml")) == []
+    assert "importlib.metadata" not in modules  # entry points are read when a plugin is needed
+
+
+def test_validate_imports_no_plotting_onnx_dask_or_training(tmp_path):
+    """`graphnet validate` checks the spec and its data without loading matplotlib, jsonschema,
+    dask, onnx, the network's passes or the training loop."""
+    modules = imported_by(tmp_path, "validate", str(SEED))
+    assert loaded(modules, HEAVY) == []
+    assert loaded(modules, TRAINING) == []
+    assert "graphnet_plugins.layers" in modules  # it did read the plugins
+
+
+def test_every_public_name_loads_on_first_use():
+    """`from graphnet import X` works for every name of `graphnet.__all__`, loaded on first use
+    (so `import graphnet` stays cheap), and a name that is not there is an AttributeError."""
+    for name in graphnet.__all__:
+        assert getattr(graphnet, name) is not None, name
+    assert set(graphnet.__all__) <= set(dir(graphnet))
+    with pytest.raises(AttributeError, match="no attribute 'Nothing'"):
+        graphnet.Nothing  # noqa: B018
+
+
+def test_the_version_is_the_installed_distributions():
+    """`graphnet --version` prints `graphnet.__version__`, which is the version pip installed."""
+    assert graphnet.__version__ == version("graphnet")
