@@ -83,3 +83,27 @@ def test_every_public_name_loads_on_first_use():
 def test_the_version_is_the_installed_distributions():
     """`graphnet --version` prints `graphnet.__version__`, which is the version pip installed."""
     assert graphnet.__version__ == version("graphnet")
+
+
+def test_a_packages_metadata_is_read_once_for_all_its_entry_points(monkeypatch):
+    """Parsing a package's metadata is slow: the registry reads graphnet's once, not once per
+    built-in plugin module it registers."""
+    from importlib.metadata import Distribution
+
+    from graphnet import registry
+
+    reads: list[Distribution] = []
+    real = Distribution.metadata
+
+    def metadata(self: Distribution) -> object:
+        reads.append(self)
+        return real.fget(self)  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(Distribution, "metadata", property(metadata))
+    registry._registry.cache_clear()
+    try:
+        assert "dense" in registry.get_registry().entries("layer")
+    finally:
+        registry._registry.cache_clear()
+    assert reads, "the registry read no package's metadata"
+    assert len(reads) == len({id(dist) for dist in reads})
