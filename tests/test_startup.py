@@ -107,3 +107,25 @@ def test_a_packages_metadata_is_read_once_for_all_its_entry_points(monkeypatch):
         registry._registry.cache_clear()
     assert reads, "the registry read no package's metadata"
     assert len(reads) == len({id(dist) for dist in reads})
+
+
+def test_the_startup_bench_times_every_command_against_the_bare_interpreter():
+    """`bench/startup.py` (also `bench/run.py --startup`) gives each command's whole-process
+    seconds and ratio to the bare interpreter, and the fixed cost of a one-epoch run."""
+    script = Path(__file__).resolve().parent.parent / "bench" / "startup.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--repeats", "1", "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout[result.stdout.index("\n[") :])
+    assert [row["command"] for row in rows] == [
+        *("--help", "--version", "validate", "summary", "graph"),
+        *("run --set train.epochs=1", "predict", "fixed"),
+    ]
+    for row in rows:
+        assert row["seconds"] > 0 and row["bare_s"] > 0 and row["ratio"] > 0, row
+    fixed, run = rows[-1], rows[-3]
+    assert fixed["seconds"] < run["seconds"]
