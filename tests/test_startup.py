@@ -129,3 +129,26 @@ def test_the_startup_bench_times_every_command_against_the_bare_interpreter():
         assert row["seconds"] > 0 and row["bare_s"] > 0 and row["ratio"] > 0, row
     fixed, run = rows[-1], rows[-3]
     assert fixed["seconds"] < run["seconds"]
+
+
+@pytest.mark.parametrize(("standalone", "frozen"), [(True, True), (False, False)])
+def test_a_command_line_process_skips_the_last_garbage_collections(standalone, frozen):
+    """`graphnet` leaves what is alive at exit out of the interpreter's last full garbage
+    collections (they walk every object numpy and pydantic made, to free memory the process
+    gives back anyway); a program that calls the command line without ending
+    (`standalone_mode=False`) keeps its own exit as it was."""
+    code = (
+        "import atexit, gc, sys\n"
+        "atexit.register(lambda: print('frozen', gc.get_freeze_count(), file=sys.stderr))\n"
+        "from graphnet.cli import cli\n"
+        "try:\n"
+        f"    cli(['validate', sys.argv[1]], prog_name='graphnet', standalone_mode={standalone})\n"
+        "except SystemExit as stop:\n"
+        "    assert stop.code == 0, stop.code\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(SEED)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    count = int(result.stderr.split("frozen")[-1])  # the handler registered first runs last
+    assert (count > 0) is frozen
