@@ -1,6 +1,6 @@
 """Benchmark graphnet against hand-written numpy on the five workloads of bench/.
 
-    python bench/run.py [--workload W1,W2,W3,W4,W5] [--repeats N]
+    python bench/run.py [--workload W1,W2,W3,W4,W5] [--repeats N] [--startup]
 
 Each workload trains through graphnet's Python API and through its reference in
 bench/references.py, alternating in one process after a warm-up, from the same initial weights
@@ -11,6 +11,9 @@ load and drawing loss.png reported apart), and the peak memory of each side, eac
 child process of its own (the reference's child imports numpy only). Where PyTorch is
 installed, W5 (the convolutional network) is also trained by torch from the same weights, data
 and order, with as many threads as numpy's BLAS, and its time is given beside the others.
+Then the start-up and fixed cost of whole `graphnet` processes (bench/startup.py): --help,
+validate, summary, graph, run with one epoch and predict, as ratios against a bare interpreter
+that imports graphnet's dependencies; `--startup` measures only these.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import startup  # noqa: E402
 from references import REFERENCES  # noqa: E402
 
 SPECS = {
@@ -322,6 +326,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="counted rounds per workload")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory children")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON too")
+    parser.add_argument(
+        "--startup", action="store_true", help="only the start-up and fixed-cost figures"
+    )
     parser.add_argument("--child", choices=["graphnet", "reference"], help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -334,9 +341,12 @@ def main() -> None:
         return
     rows = []
     with tempfile.TemporaryDirectory(prefix="graphnet-bench-") as tmp:
-        for workload in workloads:
+        for workload in [] if args.startup else workloads:
             rows.append(bench(workload, args.repeats, Path(tmp), not args.no_memory))
             print(_format(rows[-1]), flush=True)
+    started = startup.bench(args.repeats)
+    print(startup.format_rows(started, args.repeats), flush=True)
+    rows += started
     if args.json:
         print(json.dumps(rows, indent=2))
 

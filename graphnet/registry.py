@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -214,11 +214,25 @@ def _extra_refs(extra: Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys([*from_env, *extra]))
 
 
+def _installed() -> list[tuple[EntryPoint, str]]:
+    """The installed ``graphnet`` entry points, each with the name of its package. A package's
+    metadata is parsed once, however many entry points it has: parsing it is what is slow."""
+    names: dict[int, str] = {}  # id of a distribution -> its name; its entry points hold it
+    found = []
+    for ep in entry_points(group=PROJECT):
+        if ep.dist is None:
+            found.append((ep, ep.module))
+            continue
+        if id(ep.dist) not in names:
+            names[id(ep.dist)] = ep.dist.name
+        found.append((ep, names[id(ep.dist)]))
+    return found
+
+
 @lru_cache(maxsize=8)
 def _registry(refs: tuple[str, ...]) -> Registry:
     registry = Registry()
-    for ep in entry_points(group=PROJECT):
-        dist = ep.dist.name if ep.dist is not None else ep.module
+    for ep, dist in _installed():
         name = f"{dist}:{ep.name}"
         if registry.pm.has_plugin(name):
             continue
