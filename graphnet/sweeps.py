@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,7 @@ class Trial:
     seed: int
     spec: Spec
     row: dict[str, Any] = field(default_factory=dict)
+    saved_epoch: int = 0  # the epoch of the newest checkpoint a worker sent
 
     @property
     def name(self) -> str:
@@ -130,16 +131,26 @@ def _describe(values: Mapping[str, Any], seed: int) -> str:
     return ", ".join([*(f"{k}={v}" for k, v in values.items()), f"seed={seed}"])
 
 
+RESUMABLE = ("spec.yaml", "metrics.csv", "checkpoint.npz", "best.npz")  # what a resume reads
+POLL = 0.1  # seconds between the client's looks at its trials and their checkpoints
+
+
 def train_trial(
     spec_data: dict[str, Any],
     spec_file: str,
     plugins: Sequence[str],
+    plugin_files: Mapping[str, bytes],
     loaded: Mapping[str, Mapping[str, Any]],
     name: str,
     files: Mapping[str, bytes],
+    checkpoints: str | None = None,
 ) -> dict[str, Any]:
     """On a worker: train one trial in a temporary folder (continuing ``files``, a run folder's
-    files, when given) and return its status and its run folder's files as bytes."""
+    files, when given) and return its status and its run folder's files as bytes.
+
+    ``plugin_files`` are the ``--plugin`` files the client read (name -> source), written to a
+    folder of this worker's own; ``checkpoints`` names the ``distributed.Queue`` that receives the files a
+    resume needs after every checkpoint but the last, so an interrupted sweep keeps them."""
     from graphnet import run
     from graphnet.errors import TrainingError
     from graphnet.graph import build_graph
@@ -149,6 +160,18 @@ def train_trial(
 
     started = time.perf_counter()
     status, message = "done", ""
+    refs = [_local_plugin(ref, plugin_files) for ref in plugins]
+    queue: Any = None
+
+    def send(folder: Path, epoch: int) -> None:
+        nonlocal queue
+        if queue is None:
+            from distributed import Queue
+
+            queue = Queue(checkpoints)
+        sent = {f: (folder / f).read_bytes() for f in RESUMABLE if (folder / f).is_file()}
+        queue.put({"trial": name, "epoch": epoch, "files": sent})
+
     with tempfile.TemporaryDirectory(prefix="graphnet-sweep-") as tmp:
         folder = Path(tmp) / name
         if files:
@@ -158,8 +181,14 @@ def train_trial(
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                spec = build_graph(validate(spec_data, Source(spec_file), get_registry(plugins)))
-                run.train(spec.spec, folder, resume=bool(files), loaded=loaded, draw=False)
+                spec = validate(spec_data, Source(spec_file), get_registry(refs))
+                run.train(
+                    build_graph(spec).spec,
+                    folder,
+                    resume=bool(files),
+                    loaded=loaded,
+                    on_checkpoint=send if checkpoints is not None else None,
+                )
         except TrainingError as error:
             status = "diverged" if "diverged" in error.message else "failed"
             message = str(error)
@@ -167,6 +196,9 @@ def train_trial(
             status, message = "failed", str(error)
         except Exception as error:
             status, message = "failed", f"{type(error).__name__}: {error}"
+        finally:
+            if queue is not None:
+                queue.close()
         out = {f: (folder / f).read_bytes() for f in RUN_FILES if (folder / f).is_file()}
     return {
         "status": status,
@@ -174,6 +206,31 @@ def train_trial(
         "files": out,
         "seconds": time.perf_counter() - started,
     }
+
+
+def _plugin_files(plugins: Sequence[str]) -> dict[str, bytes]:
+    """The ``--plugin`` files (not module names) as bytes, for workers that share no disk."""
+    from graphnet.registry import is_file_ref
+
+    return {ref: Path(ref).read_bytes() for ref in plugins if is_file_ref(ref)}
+
+
+def _local_plugin(ref: str, plugin_files: Mapping[str, bytes]) -> str:
+    """``ref`` on this worker: a sent plugin file is written once, to a folder named by its
+    contents (the same file gives the same path, so the registry of this process is reused)."""
+    if ref not in plugin_files:
+        return ref
+    import hashlib
+
+    source = plugin_files[ref]
+    folder = (
+        Path(tempfile.gettempdir()) / f"graphnet-plugin-{hashlib.sha256(source).hexdigest()[:16]}"
+    )
+    path = folder / Path(ref).name
+    if not path.is_file():
+        folder.mkdir(exist_ok=True)
+        write_atomic(path, source)
+    return str(path)
 
 
 def _client(workers: int | None, scheduler: str | None, names: Mapping[str, str]) -> Any:
@@ -282,36 +339,46 @@ def _run(
 ) -> None:
     if not todo:
         return
-    from graphnet.dataset import loaded_data
+    from distributed import Queue
 
+    from graphnet.dataset import loaded_data
+    from graphnet.registry import plugin_refs
+
+    refs = plugin_refs(plugins)
+    plugin_files = _plugin_files(refs)
     data: dict[str, Any] = {}  # one copy of each distinct data set
     for trial in todo:
         data.setdefault(_data_key(trial.spec), loaded_data(trial.spec))
     client = _client(workers, scheduler, names)
     try:
+        checkpoints = Queue(f"graphnet-sweep-{os.getpid()}-{time.monotonic_ns()}", client=client)
         scattered = {k: client.scatter([v], broadcast=True)[0] for k, v in data.items()}
         futures = {}
         for trial in todo:
-            folder = RunFolder(out / trial.name)
-            files = _resumable(folder)
             future = client.submit(
                 train_trial,
                 trial.spec.to_dict(),
                 str(Path(spec_path).resolve()),
-                tuple(plugins),
+                refs,
+                plugin_files,
                 scattered[_data_key(trial.spec)],
                 trial.name,
-                files,
+                _resumable(RunFolder(out / trial.name)),
+                checkpoints.name,
                 key=f"graphnet-{trial.name}-{os.getpid()}-{time.monotonic_ns()}",
                 retries=1,
                 pure=False,
             )
             futures[future] = trial
+        progress_line = _Progress(len(trials), len(trials) - len(todo)) if progress else None
         try:
-            _collect(client, futures, keys, column, out, progress, len(trials) - len(todo))
+            _collect(futures, checkpoints, keys, column, out, progress_line)
         except KeyboardInterrupt:
             client.cancel(list(futures))  # the trials still running; finished ones are written
+            _save_checkpoints(checkpoints, futures.values(), out)
             raise
+        finally:
+            checkpoints.close()
     finally:
         cluster = getattr(client, "cluster", None)
         client.close()
@@ -319,44 +386,80 @@ def _run(
             cluster.close()
 
 
+class _Progress:
+    """The client's progress lines on stderr: trials done, running and failed, and the ETA."""
+
+    def __init__(self, total: int, skipped: int) -> None:
+        self.total, self.skipped = total, skipped
+        self.done = self.failed = 0
+        self.started = time.monotonic()
+
+    def report(self) -> None:
+        finished = self.done + self.failed
+        running = self.total - self.skipped - finished
+        eta = ""
+        if finished and running:
+            left = (time.monotonic() - self.started) / finished * running
+            eta = f", about {_duration(left)} left"
+        sys.stderr.write(
+            f"sweep: {self.done + self.skipped} done, {running} to go, {self.failed} failed "
+            f"(of {self.total}){eta}\n"
+        )
+
+
+def _duration(seconds: float) -> str:
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes}m{rest:02d}s" if minutes else f"{rest}s"
+
+
 def _collect(
-    client: Any,
     futures: Mapping[Any, Trial],
+    checkpoints: Any,
     keys: Mapping[str, list[Any]],
     column: str,
     out: Path,
-    progress: bool,
-    skipped: int,
+    progress: _Progress | None,
 ) -> None:
+    """Write each trial's folder as it finishes, and the checkpoints that unfinished trials
+    send in the meantime."""
     from distributed import as_completed
 
-    done = failed = 0
-    report: Callable[[], None] = lambda: None  # noqa: E731
-    if progress:
+    if progress is not None:
+        progress.report()
+    ready = as_completed(list(futures))
+    while not ready.is_empty():
+        finished = ready.next_batch(block=False)
+        _save_checkpoints(checkpoints, futures.values(), out)
+        if not finished:
+            time.sleep(POLL)
+        for future in finished:
+            trial = futures[future]
+            try:
+                result = future.result()
+            except Exception as error:  # a trial lost with its workers, or it could not run
+                result = {"status": "failed", "message": str(error), "files": {}, "seconds": 0.0}
+            _write_folder(out / trial.name, result["files"])
+            trial.row = _row(trial, keys, column, out, result["status"], result["seconds"])
+            if progress is not None:
+                if result["status"] == "done":
+                    progress.done += 1
+                else:
+                    progress.failed += 1
+                    sys.stderr.write(
+                        f"sweep: {trial.name} {result['status']}: {result['message']}\n"
+                    )
+                progress.report()
 
-        def report() -> None:
-            running = len(futures) - done - failed
-            sys.stderr.write(
-                f"sweep: {done + skipped} done, {running} running, {failed} failed "
-                f"(of {len(futures) + skipped})\n"
-            )
 
-    report()
-    for future in as_completed(list(futures)):
-        trial = futures[future]
-        try:
-            result = future.result()
-        except Exception as error:  # a worker lost twice, or the task could not run
-            result = {"status": "failed", "message": str(error), "files": {}, "seconds": 0.0}
-        _write_folder(out / trial.name, result["files"])
-        trial.row = _row(trial, keys, column, out, result["status"], result["seconds"])
-        if result["status"] == "done":
-            done += 1
-        else:
-            failed += 1
-            if progress:
-                sys.stderr.write(f"sweep: {trial.name} {result['status']}: {result['message']}\n")
-        report()
+def _save_checkpoints(checkpoints: Any, trials: Iterable[Trial], out: Path) -> None:
+    """Write the checkpoints the workers sent into the folders of trials still running (the
+    newest epoch of each; a trial retried on another worker starts its epochs again)."""
+    running = {t.name: t for t in trials if not t.row}
+    for message in checkpoints.get(batch=True):
+        trial = running.get(message["trial"])
+        if trial is not None and message["epoch"] > trial.saved_epoch:
+            _write_folder(out / trial.name, message["files"])
+            trial.saved_epoch = message["epoch"]
 
 
 def _data_key(spec: Spec) -> str:
@@ -377,10 +480,6 @@ def _write_folder(path: Path, files: Mapping[str, bytes]) -> None:
     path.mkdir(parents=True, exist_ok=True)
     for name, data in files.items():
         write_atomic(path / name, data)
-    if "metrics.csv" in files:
-        from graphnet.plots import try_draw_run
-
-        try_draw_run(path)
 
 
 def _row(
