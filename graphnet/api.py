@@ -40,11 +40,19 @@ def load_graph(
     data, source = specfile.read(path)
     if overrides:
         specfile.apply_overrides(data, overrides, source)
-    registry = get_registry(plugins)
-    blocks.expand(data, source, registry, resolved=resolved)
-    graph = build_graph(validate(data, source, registry))
+    graph = graph_of(data, source, plugins, resolved=resolved)
     warn_unused(graph)
     return graph
+
+
+def graph_of(
+    data: dict[str, Any], source: specfile.Source, plugins: Sequence[str], *, resolved: bool = False
+) -> Graph:
+    """The graph of plain spec data (changed in place): blocks expanded, validated, ordered
+    and shaped."""
+    registry = get_registry(plugins)
+    blocks.expand(data, source, registry, resolved=resolved)
+    return build_graph(validate(data, source, registry))
 
 
 def load_spec(

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import copy
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from graphnet import specfile
-from graphnet.errors import SpecError, excerpt, suggest
-from graphnet.specfile import Origin, Repeat, Source
+from graphnet.errors import GraphnetWarning, SpecError, excerpt, suggest
+from graphnet.specfile import Instance, Origin, Repeat, Setting, Source
 from graphnet.yamlio import SpecPath, format_path
 
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*\Z")
@@ -36,6 +37,7 @@ class Block:
     body: dict[str, Any]
     source: Source
     path: SpecPath
+    package: str | None = None  # the plugin package that publishes it (graphnet_blocks)
 
     def where(self, *rest: str | int) -> str:
         return self.source.where((*self.path, *rest))
@@ -72,9 +74,16 @@ def _blocks_of(data: Mapping[str, Any], source: Source, into: dict[str, Block]) 
 
 
 def _include(
-    data: Mapping[str, Any], source: Source, into: dict[str, Block], chain: tuple[Path, ...]
+    data: Mapping[str, Any],
+    source: Source,
+    into: dict[str, Block],
+    chain: tuple[Path, ...],
+    done: set[Path],
+    pending: dict[str, list[Setting]],
 ) -> None:
-    """The blocks of every file ``include:`` names (relative to the including file), recursively."""
+    """The blocks of every file ``include:`` names (relative to the including file), recursively;
+    a file included twice (``a`` and ``b`` both include ``common``) is read once. ``pending``
+    overrides (``--set blocks.<name>...``) are applied to the file that defines the block."""
     files = data.get("include")
     if files is None:
         return
@@ -94,6 +103,9 @@ def _include(
             raise SpecError(f"include cycle: {cycle}", where)
         if not path.is_file():
             raise SpecError(f"include file not found: {path}", where)
+        if resolved in done:
+            continue
+        done.add(resolved)
         included, included_source = specfile.read(path)
         unknown = [k for k in included if k not in ("blocks", "include")]
         if unknown:
@@ -101,14 +113,36 @@ def _include(
                 f"an included file holds only blocks: and include:, not {unknown[0]!r}",
                 included_source.where((unknown[0],)),
             )
-        _include(included, included_source, into, (*chain, resolved))
+        _include(included, included_source, into, (*chain, resolved), done, pending)
+        defined = included.get("blocks")
+        for block in [b for b in pending if isinstance(defined, dict) and b in defined]:
+            specfile.apply_settings(included, pending.pop(block), included_source)
         _blocks_of(included, included_source, into)
+
+
+def _made_by_set(data: dict[str, Any], source: Source) -> dict[str, tuple[Any, list[Setting]]]:
+    """The blocks that only ``--set`` wrote into the spec (``--set
+    blocks.residual.options.units=64`` where an included file defines ``residual``): taken out
+    of ``data``, each with the overrides that made it, to be applied where the block is."""
+    written = data.get("blocks")
+    if not isinstance(written, dict):
+        return {}
+    made = {}
+    for name in [n for n in written if ("blocks", n) not in source.lines]:
+        prefix = f"blocks.{name}"
+        items = [s for s in source.settings if s[0] == prefix or s[0].startswith(f"{prefix}.")]
+        if items:
+            made[name] = (written.pop(name), items)
+    if not written and ("blocks",) not in source.lines:
+        del data["blocks"]
+    return made
 
 
 def _plugin_blocks(registry: Any) -> dict[str, Block]:
     out: dict[str, Block] = {}
     for name, (body, package) in registry.blocks().items():
-        out[name] = Block(name, copy.deepcopy(body), Source(f"plugin {package}"), ("blocks", name))
+        source = Source(f"plugin {package}")
+        out[name] = Block(name, copy.deepcopy(body), source, ("blocks", name), package)
     return out
 
 
@@ -340,6 +374,9 @@ class _Expander:
                     local[inner["name"]] = self.instance(
                         expanded, inner_name, inner_block, inner_where, origin
                     )
+                elif "repeat" in expanded:
+                    where = block.where("nodes", j, "repeat") + f" (in {prefix})"
+                    raise _repeat_on_layer(expanded, where)
                 else:
                     expanded["name"] = inner_name
                     self.origins[len(self.nodes)] = origin
@@ -361,8 +398,32 @@ def expand(data: dict[str, Any], source: Source, registry: Any, *, resolved: boo
     source.resolved = resolved
     blocks = _plugin_blocks(registry)
     own: dict[str, Block] = {}
-    _include(data, source, own, (Path(source.file).resolve(),))
+    made = _made_by_set(data, source)
+    pending = {name: items for name, (_, items) in made.items()}
+    _include(data, source, own, (Path(source.file).resolve(),), set(), pending)
+    for name, (stub, items) in made.items():
+        if name not in pending:  # the included file's source names these values now
+            for path in [p for p in source.overrides if p[:2] == ("blocks", name)]:
+                del source.overrides[path]
+        elif name in blocks:
+            raise SpecError(
+                f"--set {items[0][2]}: block {name!r} is published by the plugin package "
+                f"{blocks[name].package!r} and cannot be changed; set its options on an "
+                f"instance instead (--set nodes.<instance>.<option>=...)"
+            )
+        elif not (isinstance(stub, dict) and "nodes" in stub):
+            known = [*own, *blocks, *data.get("blocks", {})]
+            raise SpecError(f"--set {items[0][2]}: no block {name!r}{suggest(name, known)}")
+        else:  # a whole block written by --set: the spec's own
+            data.setdefault("blocks", {})[name] = stub
     _blocks_of(data, source, own)
+    for name in [name for name in own if name in blocks]:
+        warnings.warn(
+            f"{own[name].where()}: block {name!r} is also published by the plugin package "
+            f"{blocks[name].package!r}; the spec's own is used (rename it to use the package's)",
+            GraphnetWarning,
+            stacklevel=2,
+        )
     blocks.update(own)
     nodes = data.get("nodes")
     for key, value in data.items():
@@ -381,6 +442,7 @@ def expand(data: dict[str, Any], source: Source, registry: Any, *, resolved: boo
     for defined in blocks.values():
         _check_block(defined, blocks, layer_types)
     _check_cycles(blocks)
+    source.blocks = {name: copy.deepcopy(block.body) for name, block in own.items()}
     data.pop("blocks", None)
     data.pop("include", None)
     memo: dict[str, int] = {}
@@ -407,20 +469,21 @@ def expand(data: dict[str, Any], source: Source, registry: Any, *, resolved: boo
             if isinstance(node, dict) and "name" in node:
                 _check_name(node["name"], "node", source.where(("nodes", i, "name")))
                 if "repeat" in node:
-                    raise SpecError(
-                        f"repeat is for block instances; {excerpt(node.get('type'))} is a layer type",
-                        source.where(("nodes", i, "repeat")),
-                    )
+                    raise _repeat_on_layer(node, source.where(("nodes", i, "repeat")))
             expander.origins[len(expander.nodes)] = written
             expander.nodes.append(node)
             continue
         name = _check_name(node.get("name"), "node", source.where(("nodes", i, "name")))
         if "inputs" not in node:
             raise SpecError("missing required key 'inputs'", source.where(("nodes", i)))
-        outputs[name] = expander.instance(node, name, block, source.where(("nodes", i)), written)
+        where = source.where(("nodes", i))
+        outputs[name] = expander.instance(node, name, block, where, written)
+        source.instances[name] = Instance(name, block.name, _repeat(node, where), outputs[name])
     for node in expander.nodes:
         if isinstance(node, dict) and "inputs" in node:
             node["inputs"] = _renamed(node.get("inputs"), outputs)
+    for repeat in source.repeats:  # a repeated instance may read another instance
+        repeat.first_input = _renamed(repeat.first_input, outputs)
     data["nodes"] = expander.nodes
     loss = data.get("loss")
     for item in loss if isinstance(loss, list) else [loss]:
@@ -429,6 +492,11 @@ def expand(data: dict[str, Any], source: Source, registry: Any, *, resolved: boo
     if "outputs" in data:
         data["outputs"] = _renamed(data["outputs"], outputs)
     source.origins = expander.origins
+
+
+def _repeat_on_layer(node: Mapping[str, Any], where: str) -> SpecError:
+    kind = excerpt(node.get("type"))
+    return SpecError(f"repeat is for block instances; {kind} is a layer type", where)
 
 
 def _block_of(node: Any, blocks: Mapping[str, Block]) -> Block | None:

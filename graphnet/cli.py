@@ -383,12 +383,18 @@ def evaluate(run_dir: Path, input_file: Path | None, confusion: bool, output: Pa
     help="Write to a file: .txt, .mmd, .dot, or an image (.svg, .png, .pdf) drawn by Graphviz.",
 )
 @overrides_option
+@click.option(
+    "--expand", is_flag=True, help="Every node of each block instance, grouped by instance."
+)
 @common_options
-def graph(spec: Path, fmt: str | None, output: Path | None, overrides: Sequence[str]) -> None:
+def graph(
+    spec: Path, fmt: str | None, output: Path | None, overrides: Sequence[str], expand: bool
+) -> None:
     """Draw SPEC's graph as text, Mermaid, dot or an image.
 
-    Shows every input with its shape, every node with its type and output shape, the losses
-    and the outputs. Images (.svg, .png, .pdf) need Graphviz's `dot` program.
+    Shows every input with its shape, every node with its type, output shape and parameter
+    count, the losses and the outputs; a block instance is one box unless --expand. Images
+    (.svg, .png, .pdf) need Graphviz's `dot` program.
     """
     from graphnet.api import load_graph
     from graphnet.drawing import choose_format, draw
@@ -398,7 +404,7 @@ def graph(spec: Path, fmt: str | None, output: Path | None, overrides: Sequence[
         from graphnet.runfolder import refuse_run_file
 
         refuse_run_file(output, "--output")
-    text = draw(load_graph(spec, overrides, plugins=_plugins()), fmt, output)
+    text = draw(load_graph(spec, overrides, plugins=_plugins()), fmt, output, expand)
     if text is not None:
         click.echo(text, nl=False)
     else:
@@ -421,19 +427,6 @@ def schema() -> None:
     click.echo(json.dumps(spec_schema(get_registry(_plugins())), indent=2, ensure_ascii=False))
 
 
-def _block_type(graph: Any, instance: str) -> str:
-    """The block that the node ``instance``, as written, is an instance of."""
-    written = graph.spec.source.written or {}
-    return next(str(n["type"]) for n in written["nodes"] if n.get("name") == instance)
-
-
-def _instance(graph: Any, name: str) -> str:
-    """``name``, or the block instance it is a node of (``body`` for ``body.2.sum``)."""
-    index = next((n.index for n in graph.nodes if n.name == name), None)
-    origin = graph.spec.source.origins.get(index) if index is not None else None
-    return name if origin is None or origin.instance is None else name.split(".", 1)[0]
-
-
 def _table(rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join(
@@ -451,36 +444,20 @@ def summary(spec: Path, overrides: Sequence[str], expand: bool) -> None:
     """A table of SPEC's nodes: type, inputs, output shape and parameter count (a block
     instance is one row, unless --expand)."""
     from graphnet.api import load_graph
-    from graphnet.network import Network
+    from graphnet.instances import collapse, collapsed, owners, parameter_counts
 
     graph = load_graph(spec, overrides, plugins=_plugins())
-    network = Network(graph)
+    counts = parameter_counts(graph)
     rows = [["node", "type", "inputs", "output shape", "parameters"]]
     rows += [[name, "input", "-", str(list(shape)), "0"] for name, shape in graph.inputs.items()]
-    total = 0
-    origins = graph.spec.source.origins
-    instances: dict[str, int] = {}  # a block instance's row
-    for node in graph.nodes:
-        count = sum(p.size for k, p in network.params.items() if k.startswith(f"{node.name}/"))
-        total += count
-        origin = origins.get(node.index)
-        if expand or origin is None or origin.instance is None:
-            shown = node.inputs if expand else [_instance(graph, r) for r in node.inputs]
-            row = [node.name, node.type, ", ".join(shown), str(list(node.shape))]
-            rows.append([*row, f"{count:,}"])
-            continue
-        instance = origin.instance.split(".", 1)[0]
-        outside = [r for r in node.inputs if not r.startswith(f"{instance}.")]
-        if instance not in instances:
-            instances[instance] = len(rows)
-            rows.append([instance, _block_type(graph, instance), "", "", "0"])
-        row = rows[instances[instance]]
-        row[2] = ", ".join(dict.fromkeys([*filter(None, row[2].split(", ")), *outside]))
-        row[3] = str(list(node.shape))  # the last node's: the instance's output
-        row[4] = f"{int(row[4].replace(',', '')) + count:,}"
+    for item in collapse(graph, counts, expand):
+        row = [item.name, item.type, ", ".join(item.inputs), str(list(item.shape))]
+        rows.append([*row, f"{item.params:,}"])
+    total = sum(counts.values())
     for loss in graph.losses:
         weight = f" (weight {loss.weight:g})" if loss.weight != 1 else ""
-        rows.append(["(loss)", loss.type + weight, ", ".join(loss.inputs), "[]", "-"])
+        reads = ", ".join(collapsed(loss.inputs, owners(graph, expand)))
+        rows.append(["(loss)", loss.type + weight, reads, "[]", "-"])
     click.echo(_table(rows))
     click.echo(f"total: {len(graph.nodes)} nodes, {total:,} parameters ({graph.dtype})")
 

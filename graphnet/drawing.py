@@ -11,13 +11,14 @@ import html
 import json
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from graphnet.base import Shape
 from graphnet.errors import DataError, GraphnetError
 from graphnet.files import write_output
 from graphnet.graph import Graph
+from graphnet.instances import Item, collapse, collapsed, owners, parameter_counts
 
 FORMATS = ("text", "mermaid", "dot")
 TEXT_SUFFIXES = {
@@ -38,7 +39,7 @@ INSTALL_HINT = (
 
 @dataclass
 class _Box:
-    """One thing to draw: an input, a node or a loss, and what feeds it."""
+    """One thing to draw: an input, a node, a block instance or a loss, and what feeds it."""
 
     id: str
     name: str
@@ -48,32 +49,58 @@ class _Box:
     sources: list[str]  # ids
     output: bool = False
     weight: float = 1.0
+    params: int = 0
+    group: _Group | None = None  # the block instance it is a node of, drawn with --expand
+
+
+@dataclass
+class _Group:
+    """A block instance drawn around its nodes (``--expand``): a subgraph, a cluster."""
+
+    id: str
+    item: Item
+
+    @property
+    def label(self) -> str:
+        count = _params(self.item.params)
+        return f"{self.item.name}: {self.item.type}" + (f" ({count})" if count else "")
 
 
 def _shape(shape: Shape | None) -> str:
     return "" if shape is None else "[" + ", ".join(map(str, shape)) + "]"
 
 
-def _boxes(graph: Graph) -> list[_Box]:
+def _params(count: int) -> str:
+    return "" if not count else f"{count:,} param{'s' if count != 1 else ''}"
+
+
+def _boxes(graph: Graph, expand: bool = False) -> list[_Box]:
+    """Inputs, then a box per item (a block instance is one box) or with ``expand`` per node
+    (grouped by instance), then the losses."""
+    counts = parameter_counts(graph)
+    owner = owners(graph, expand)
+    outputs = set(collapsed(graph.outputs, owner))
+    items = collapse(graph, counts)
     ids = {name: f"i{k}" for k, name in enumerate(graph.inputs)}
     ids.update({node.name: f"n{k}" for k, node in enumerate(graph.nodes)})
-    outputs = set(graph.outputs)
+    if not expand:
+        ids.update({item.name: f"b{k}" for k, item in enumerate(items) if item.block})
     boxes = [
         _Box(ids[name], name, "input", "input", shape, [], name in outputs)
         for name, shape in graph.inputs.items()
     ]
-    boxes += [
-        _Box(
-            ids[n.name],
-            n.name,
-            "layer",
-            n.type,
-            n.shape,
-            [ids[r] for r in n.inputs],
-            n.name in outputs,
-        )
-        for n in graph.nodes
-    ]
+    for k, item in enumerate(items):
+        if item.block and not expand:
+            sources = [ids[ref] for ref in item.inputs]
+            box = _Box(ids[item.name], item.name, "layer", item.type, item.shape, sources)
+            boxes.append(replace(box, output=item.name in outputs, params=item.params))
+            continue
+        group = _Group(f"s{k}", item) if item.block else None
+        for node in item.nodes:
+            sources = [ids[owner[ref]] for ref in node.inputs]
+            box = _Box(ids[node.name], node.name, "layer", node.type, node.shape, sources)
+            output = node.name in outputs
+            boxes.append(replace(box, output=output, params=counts[node.name], group=group))
     boxes += [
         _Box(
             f"l{k}",
@@ -81,7 +108,7 @@ def _boxes(graph: Graph) -> list[_Box]:
             "loss",
             loss.type,
             None,
-            [ids[r] for r in loss.inputs],
+            [ids[r] for r in collapsed(loss.inputs, owner)],
             False,
             loss.weight,
         )
@@ -97,9 +124,11 @@ def _loss_label(box: _Box) -> str:
 # -- text ----------------------------------------------------------------------------------------
 
 
-def to_text(graph: Graph) -> str:
-    """A listing in data-flow order: inputs, nodes (``<- inputs``), losses and outputs."""
-    boxes = _boxes(graph)
+def to_text(graph: Graph, expand: bool = False) -> str:
+    """A listing in data-flow order: inputs, nodes (``<- inputs``) with their parameter counts,
+    losses and outputs. A block instance is one line; with ``expand`` its nodes follow it,
+    indented."""
+    boxes = _boxes(graph, expand)
     names = {b.id: b.name for b in boxes}
 
     def table(rows: list[list[str]]) -> list[str]:
@@ -110,22 +139,30 @@ def to_text(graph: Graph) -> str:
         ]
 
     inputs = [b for b in boxes if b.kind == "input"]
-    nodes = [b for b in boxes if b.kind == "layer"]
     losses = [b for b in boxes if b.kind == "loss"]
     lines = [f"graph {graph.spec.name}"]
     lines += ["inputs", *table([[b.name, _shape(b.shape)] for b in inputs])]
-    rows = [
-        [b.name, b.type, _shape(b.shape), "<- " + ", ".join(names[s] for s in b.sources)]
-        for b in nodes
-    ]
+    rows: list[list[str]] = []
+    shapes = {b.name: b.shape for b in boxes if b.kind != "loss"}
+    for b in boxes:
+        if b.kind != "layer":
+            continue
+        item = b.group.item if b.group is not None else None
+        if item is not None and item.nodes[0].name == b.name:
+            rows.append([item.name, item.type, _shape(item.shape), _params(item.params)])
+            rows[-1].append("<- " + ", ".join(item.inputs))
+            shapes[item.name] = item.shape
+        sources = "<- " + ", ".join(names[s] for s in b.sources)
+        indent = "  " if item is not None else ""
+        rows.append([indent + b.name, b.type, _shape(b.shape), _params(b.params), sources])
     lines += ["nodes", *table(rows)]
     rows = [
         [_loss_label(b).removeprefix("loss "), "<- " + ", ".join(names[s] for s in b.sources)]
         for b in losses
     ]
     lines += ["losses", *table(rows)]
-    shapes = {b.name: b.shape for b in boxes if b.kind != "loss"}
-    lines += ["outputs", *table([[name, _shape(shapes[name])] for name in graph.outputs])]
+    outputs = collapsed(graph.outputs, owners(graph, expand))
+    lines += ["outputs", *table([[name, _shape(shapes[name])] for name in outputs])]
     return "\n".join(lines) + "\n"
 
 
@@ -136,21 +173,34 @@ def _mermaid_text(text: str) -> str:
     return html.escape(text, quote=False).replace('"', "#quot;")
 
 
-def to_mermaid(graph: Graph) -> str:
-    """A Mermaid flowchart (GitHub and GitLab render it inside a ```mermaid block)."""
-    boxes = _boxes(graph)
+def to_mermaid(graph: Graph, expand: bool = False) -> str:
+    """A Mermaid flowchart (GitHub and GitLab render it inside a ```mermaid block); with
+    ``expand``, each block instance is a subgraph of its nodes."""
+    boxes = _boxes(graph, expand)
     lines = ["---", f"title: {json.dumps(str(graph.spec.name))}", "---", "flowchart TB"]
+    group: _Group | None = None
     for b in boxes:
+        if b.group is not group:
+            if group is not None:
+                lines.append("  end")
+            if b.group is not None:
+                lines.append(f'  subgraph {b.group.id} ["{_mermaid_text(b.group.label)}"]')
+            group = b.group
+        indent = "  " if group is not None else ""
         if b.kind == "loss":
             lines.append(f'  {b.id}{{{{"{_mermaid_text(_loss_label(b))}"}}}}')
             continue
-        label = _mermaid_text(f"{b.name}<br/>{b.type} {_shape(b.shape)}").replace(
-            "&lt;br/&gt;", "<br/>"
+        label = "<br/>".join(
+            _mermaid_text(line)
+            for line in (b.name, f"{b.type} {_shape(b.shape)}", _params(b.params))
+            if line
         )
         if b.output:
             label += "<br/><i>output</i>"
         opening, closing = ("([", "])") if b.kind == "input" else ("[", "]")
-        lines.append(f'  {b.id}{opening}"{label}"{closing}')
+        lines.append(f'  {indent}{b.id}{opening}"{label}"{closing}')
+    if group is not None:
+        lines.append("  end")
     for b in boxes:
         arrow = "-.->" if b.kind == "loss" else "-->"
         lines += [f"  {source} {arrow} {b.id}" for source in b.sources]
@@ -174,9 +224,10 @@ def _dot_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def to_dot(graph: Graph) -> str:
-    """A Graphviz digraph with HTML labels: name in bold, then type and shape."""
-    boxes = _boxes(graph)
+def to_dot(graph: Graph, expand: bool = False) -> str:
+    """A Graphviz digraph with HTML labels: name in bold, then type and shape, then the
+    parameter count; with ``expand``, each block instance is a cluster of its nodes."""
+    boxes = _boxes(graph, expand)
     lines = [
         f"digraph {_dot_string(str(graph.spec.name))} {{",
         f"  label={_dot_string(str(graph.spec.name))}; labelloc=t; fontname=Helvetica; fontsize=16;",
@@ -185,30 +236,50 @@ def to_dot(graph: Graph) -> str:
         'fillcolor="#f8fafc", color="#475569", margin="0.15,0.06"];',
         '  edge [color="#475569", arrowsize=0.8];',
     ]
+    group: _Group | None = None
     for b in boxes:
-        if b.kind == "loss":
-            label = f"<b>{html.escape(_loss_label(b))}</b>"
-            attrs = 'shape=octagon, fillcolor="#fee2e2", color="#dc2626"'
-        else:
-            label = (
-                f"<b>{html.escape(b.name)}</b><br/>"
-                f'<font point-size="10">{html.escape(b.type)} {_shape(b.shape)}</font>'
-            )
-            if b.kind == "input":
-                attrs = 'shape=ellipse, style=filled, fillcolor="#dbeafe", color="#2563eb"'
-            else:
-                attrs = ""
-            if b.output:
-                label += '<br/><font point-size="9"><i>output</i></font>'
-                attrs = (attrs + ", " if attrs else "") + (
-                    'fillcolor="#dcfce7", color="#16a34a", penwidth=2'
+        if b.group is not group:
+            if group is not None:
+                lines.append("  }")
+            if b.group is not None:
+                lines.append(
+                    f"  subgraph cluster_{b.group.id} {{ label={_dot_string(b.group.label)}; "
+                    "labeljust=l; "
+                    'style="rounded,dashed"; color="#94a3b8"; fontsize=12;'
                 )
-        lines.append(f"  {b.id} [label=<{label}>{', ' + attrs if attrs else ''}];")
+            group = b.group
+        indent = "  " if group is not None else ""
+        lines.append(indent + _dot_box(b))
+    if group is not None:
+        lines.append("  }")
     for b in boxes:
         style = ' [style=dashed, color="#dc2626"]' if b.kind == "loss" else ""
         lines += [f"  {source} -> {b.id}{style};" for source in b.sources]
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def _dot_box(b: _Box) -> str:
+    if b.kind == "loss":
+        label = f"<b>{html.escape(_loss_label(b))}</b>"
+        attrs = 'shape=octagon, fillcolor="#fee2e2", color="#dc2626"'
+    else:
+        label = (
+            f"<b>{html.escape(b.name)}</b><br/>"
+            f'<font point-size="10">{html.escape(b.type)} {_shape(b.shape)}</font>'
+        )
+        if b.params:
+            label += f'<br/><font point-size="9">{_params(b.params)}</font>'
+        if b.kind == "input":
+            attrs = 'shape=ellipse, style=filled, fillcolor="#dbeafe", color="#2563eb"'
+        else:
+            attrs = ""
+        if b.output:
+            label += '<br/><font point-size="9"><i>output</i></font>'
+            attrs = (attrs + ", " if attrs else "") + (
+                'fillcolor="#dcfce7", color="#16a34a", penwidth=2'
+            )
+    return f"  {b.id} [label=<{label}>{', ' + attrs if attrs else ''}];"
 
 
 # -- files ---------------------------------------------------------------------------------------
@@ -246,9 +317,10 @@ def _suffix_of(fmt: str) -> str:
     return {"mermaid": "mmd", "dot": "dot"}.get(fmt, "txt")
 
 
-def text(graph: Graph, fmt: str) -> str:
-    """The graph as ``text``, ``mermaid`` or ``dot``."""
-    return {"text": to_text, "mermaid": to_mermaid, "dot": to_dot}[fmt](graph)
+def text(graph: Graph, fmt: str, expand: bool = False) -> str:
+    """The graph as ``text``, ``mermaid`` or ``dot`` (``expand``: every node of each block
+    instance)."""
+    return {"text": to_text, "mermaid": to_mermaid, "dot": to_dot}[fmt](graph, expand)
 
 
 def render(dot_source: str, output: Path) -> None:
@@ -282,13 +354,15 @@ def _write(output: Path, data: bytes) -> None:
     write_output(output, data, "drawing")
 
 
-def draw(graph: Graph, fmt: str | None = None, output: Path | None = None) -> str | None:
+def draw(
+    graph: Graph, fmt: str | None = None, output: Path | None = None, expand: bool = False
+) -> str | None:
     """Draw ``graph``: return the text when ``output`` is None, else write (or render) it."""
     chosen = choose_format(fmt, output)
     if output is None:
-        return text(graph, chosen)
+        return text(graph, chosen, expand)
     if chosen in IMAGE_SUFFIXES:
-        render(to_dot(graph), output)
+        render(to_dot(graph, expand), output)
     else:
-        _write(output, text(graph, chosen).encode())
+        _write(output, text(graph, chosen, expand).encode())
     return None

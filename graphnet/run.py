@@ -24,6 +24,7 @@ from graphnet.dataset import prepare, streams
 from graphnet.early_stopping import PREFIX, EarlyStopping
 from graphnet.errors import GraphnetError, GraphnetWarning, Interrupted, SpecError
 from graphnet.evaluation import test_scores
+from graphnet.instances import saved
 from graphnet.network import build
 from graphnet.runfolder import CHECKPOINT, SPEC, RunFolder, default_folder
 from graphnet.spec import Spec
@@ -159,7 +160,7 @@ def _train(
     lock.enter_context(folder.open(resume, named_by))
     first_epoch = _resume_point(spec, folder, trainer) if resume else 1
     folders.append(folder.path)
-    folder.write_spec(spec.to_dict())
+    folder.write_spec(saved(spec))
     history = History(folder.path)
     reporter.start(
         folder.path,
@@ -219,7 +220,9 @@ def _resume_point(spec: Spec, folder: RunFolder, trainer: Trainer) -> int:
     first_epoch = 1
     saved_spec = folder.read_spec()
     if saved_spec is not None:
-        changed = differences(saved_spec, spec.to_dict())
+        changed = differences(saved_spec, saved(spec))
+        if changed and not differences(saved_spec, spec.to_dict()):
+            changed = []  # a run saved with its blocks expanded, as graphnet once saved them
         if changed:
             raise SpecError(
                 "--resume: the spec differs from the run's in "

@@ -40,11 +40,23 @@ class Repeat:
 
 
 @dataclass
+class Instance:
+    """A block instance of the spec's own nodes, as written: its block, how many copies, and the
+    expanded node its name stands for."""
+
+    name: str
+    block: str
+    repeat: int | None
+    output: str
+
+
+@dataclass
 class Source:
     """Where each value of a spec came from: a line of the file or a ``--set`` override.
 
-    After block expansion, ``origins`` maps each node's index to where it was written, and
-    ``written`` holds the spec as written (blocks unexpanded, overrides applied).
+    After block expansion, ``origins`` maps each node's index to where it was written,
+    ``written`` holds the spec as written (blocks unexpanded, overrides applied), ``blocks`` the
+    blocks it defines or includes, and ``instances`` its own nodes that are block instances.
     """
 
     file: str
@@ -53,6 +65,9 @@ class Source:
     origins: dict[int, Origin] = field(default_factory=dict)
     repeats: list[Repeat] = field(default_factory=list)
     written: dict[str, Any] | None = None
+    blocks: dict[str, Any] = field(default_factory=dict)
+    instances: dict[str, Instance] = field(default_factory=dict)
+    settings: list[tuple[str, Any, str]] = field(default_factory=list)  # the overrides applied
     resolved: bool = False  # a spec graphnet wrote (a run's spec.yaml): expanded names allowed
 
     def where(self, path: SpecPath = (), line_of: SpecPath | None = None) -> str:
@@ -217,6 +232,9 @@ def _step(container: Any, part: str, origin: str, done: str) -> int | str:
     raise SpecError(f"--set {origin}: {done} is a value, not a section")
 
 
+Setting = tuple[str, Any, str]  # an override: its key, its value, and how messages show it
+
+
 def apply_overrides(
     data: dict[str, Any], overrides: Mapping[str, Any] | Iterable[str], source: Source
 ) -> None:
@@ -226,6 +244,12 @@ def apply_overrides(
         if isinstance(overrides, Mapping)
         else [_parse_override(item) for item in overrides]
     )
+    source.settings += items
+    apply_settings(data, items, source)
+
+
+def apply_settings(data: dict[str, Any], items: Iterable[Setting], source: Source) -> None:
+    """Apply overrides read already (the spec's, again to a file it includes)."""
     for key, value, origin in items:
         parts = key.split(".")
         container: Any = data

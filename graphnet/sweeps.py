@@ -149,13 +149,12 @@ def train_trial(
     files, when given) and return its status and its run folder's files as bytes.
 
     ``plugin_files`` are the ``--plugin`` files the client read (name -> source), written to a
-    folder of this worker's own; ``checkpoints`` names the ``distributed.Queue`` that receives the files a
-    resume needs after every checkpoint but the last, so an interrupted sweep keeps them."""
+    folder of this worker's own; ``checkpoints`` names the ``distributed.Queue`` that receives
+    the files a resume needs after every checkpoint but the last, so an interrupted sweep keeps
+    them."""
     from graphnet import run
+    from graphnet.api import graph_of
     from graphnet.errors import TrainingError
-    from graphnet.graph import build_graph
-    from graphnet.registry import get_registry
-    from graphnet.spec import validate
     from graphnet.specfile import Source
 
     started = time.perf_counter()
@@ -181,9 +180,9 @@ def train_trial(
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                spec = validate(spec_data, Source(spec_file), get_registry(refs))
+                spec = graph_of(spec_data, Source(spec_file), refs)
                 run.train(
-                    build_graph(spec).spec,
+                    spec.spec,
                     folder,
                     resume=bool(files),
                     loaded=loaded,
@@ -342,6 +341,7 @@ def _run(
     from distributed import Queue
 
     from graphnet.dataset import loaded_data
+    from graphnet.instances import saved
     from graphnet.registry import plugin_refs
 
     refs = plugin_refs(plugins)
@@ -357,7 +357,7 @@ def _run(
         for trial in todo:
             future = client.submit(
                 train_trial,
-                trial.spec.to_dict(),
+                saved(trial.spec),
                 str(Path(spec_path).resolve()),
                 refs,
                 plugin_files,

@@ -228,6 +228,15 @@ BAD = [
         ),
         "unknown option 'unit' for block 'residual' (did you mean 'units'?)",
     ),
+    (  # inside a block as at the top: repeat is for instances
+        spec_text(
+            "  - {name: b, type: residual, inputs: [x], units: 2}\n"
+            "  - {name: out, type: dense, inputs: [b], units: 1}\n",
+            RESIDUAL.replace("inputs: [fc1]}", "inputs: [fc1], repeat: 2}"),
+        ),
+        "bad.yaml:10: blocks.residual.nodes[1].repeat (in b): repeat is for block instances; "
+        "'relu' is a layer type",
+    ),
     (
         spec_text("  - {name: a.b, type: dense, inputs: [x], units: 1}\n"),
         "bad.yaml:14: nodes[0].name: 'a.b' is not a valid node name",
@@ -342,7 +351,7 @@ def test_summary_shows_an_instance_as_one_row_and_print_the_spec_as_written(
 
     path = write_file(tmp_path, DEEP, "deep.yaml")
     table = rows(invoke("summary", path).output)
-    assert ["body", "residual", "stem", "[8]", f"{3 * 72:,}"] in table
+    assert ["body", "residual ×3", "stem", "[8]", f"{3 * 72:,}"] in table
     assert ["out", "dense", "body", "[1]", "9"] in table
     assert len(rows(invoke("summary", path, "--expand").output)) == len(table) + 3 * 3 - 1
     written = invoke("validate", path, "--print", "--set", "nodes.body.repeat=2").output
@@ -357,3 +366,183 @@ def test_an_include_name_with_a_control_character_is_a_located_error(tmp_path):
     path.write_text('include: ["a\\x00b.yaml"]\n' + DEEP, encoding="utf-8")
     with pytest.raises(graphnet.SpecError, match="is not a file name"):
         graphnet.load_spec(path)
+
+
+def test_a_repeated_instance_may_read_another_instance(tmp_path: Path) -> None:
+    """`repeat` on an instance whose input is another instance checks the shape of that
+    instance's output (it was a KeyError, an internal error)."""
+    text = spec_text(
+        "  - {name: first, type: residual, inputs: [x], units: 2}\n"
+        "  - {name: body, type: residual, inputs: [first], units: 2, repeat: 2}\n"
+        "  - {name: out, type: dense, inputs: [body], units: 1}\n"
+    )
+    got = names(write_file(tmp_path, text, "chain.yaml"))
+    assert got[3:5] == ["body.1.fc1", "body.1.act"]
+    grow = (
+        "  grow: {inputs: [i], nodes: [{name: a, type: dense, inputs: [i], units: 5}], output: a}\n"
+    )
+    bad = spec_text(
+        "  - {name: first, type: residual, inputs: [x], units: 2}\n"
+        "  - {name: body, type: grow, inputs: [first], repeat: 2}\n"
+        "  - {name: out, type: dense, inputs: [body], units: 1}\n",
+        RESIDUAL + grow,
+    )
+    result = invoke("validate", write_file(tmp_path, bad, "bad.yaml"))
+    assert result.exit_code == 2, result.output
+    assert "bad.yaml:16: nodes[1]: block 'grow' is repeated" in result.output
+    assert "differs from its input's [2] (first.sum)" in result.output
+
+
+def test_the_run_folders_spec_keeps_its_blocks_and_runs_again_to_the_same_bits(
+    tmp_path: Path,
+) -> None:
+    """A run's spec.yaml holds the blocks (included ones copied in, `include:` dropped, --set
+    applied) and the instances as written: `graphnet run <run>/spec.yaml` trains the same bits;
+    --resume names a changed instance option; load_run, predict, evaluate and export read it."""
+    from conftest import read_npz
+
+    (tmp_path / "lib").mkdir()
+    write_file(tmp_path / "lib", RESIDUAL, "common.yaml")
+    text = DEEP.replace(RESIDUAL, "include: [lib/common.yaml]\n")
+    spec = write_file(tmp_path, text, "deep.yaml")
+    first, again = tmp_path / "first", tmp_path / "again"
+    overrides = ["--set", "nodes.body.units=8", "--set", "nodes.body.repeat=2"]
+    result = invoke("run", spec, "--out", first, "-q", *overrides)
+    assert result.exit_code == 0, result.output
+    saved = (first / "spec.yaml").read_text(encoding="utf-8")
+    assert "include" not in saved and "body.1" not in saved
+    assert "blocks:\n  residual:\n" in saved and "units: $units" in saved
+    assert "repeat: 2" in saved and "init: glorot_uniform" in saved  # defaults filled in
+    result = invoke("run", first / "spec.yaml", "--out", again, "-q")
+    assert result.exit_code == 0, result.output
+    assert read_npz(first / "weights.npz").keys() >= {"body.2.fc1/W"}
+    assert (first / "weights.npz").read_bytes() == (again / "weights.npz").read_bytes()
+    assert (again / "spec.yaml").read_text(encoding="utf-8") == saved
+    shrunk = ["--set", "nodes.body.units=4", "--set", "nodes.stem.units=4"]
+    changed = invoke("run", first / "spec.yaml", "--out", first, "--resume", *shrunk)
+    assert changed.exit_code == 2
+    assert "nodes[1].units: 8 in the run, 4 now" in changed.output
+    more = invoke(
+        "run", spec, "--out", first, "--resume", "-q", *overrides, "--set", "train.epochs=3"
+    )
+    assert more.exit_code == 0, more.output
+    network = graphnet.load_run(first)
+    assert "body.2.sum" in network.graph.shapes
+    inputs = write_file(tmp_path, "x_0,x_1,y_0\n0.5,0.25,1.25\n", "new.csv")
+    assert set(graphnet.evaluate(first, inputs)) >= {"loss"}
+    predicted = invoke("predict", first, "--input", inputs)
+    assert predicted.exit_code == 0, predicted.output
+    assert predicted.output.startswith("out_0\n")
+    pytest.importorskip("onnx")
+    graphnet.export_onnx(first, tmp_path / "deep.onnx")
+    assert (tmp_path / "deep.onnx").stat().st_size > 0
+
+
+def test_a_run_folder_saved_with_expanded_blocks_still_loads_and_resumes(tmp_path: Path) -> None:
+    """A run folder whose spec.yaml holds the expanded nodes (as graphnet saved specs with
+    blocks before) loads, and --resume with the block spec accepts it."""
+    import yaml
+
+    spec = write_file(tmp_path, DEEP, "deep.yaml")
+    run = tmp_path / "run"
+    assert invoke("run", spec, "--out", run, "-q").exit_code == 0
+    expanded = graphnet.load_spec(spec).to_dict()
+    (run / "spec.yaml").write_text(yaml.safe_dump(expanded, sort_keys=False), encoding="utf-8")
+    assert "body.3.sum" in graphnet.load_run(run).graph.shapes
+    result = invoke("run", spec, "--out", run, "--resume", "-q", "--set", "train.epochs=3")
+    assert result.exit_code == 0, result.output
+
+
+def test_a_spec_block_named_like_a_plugin_block_is_used_with_a_warning(
+    tmp_path: Path, register: object
+) -> None:
+    """The spec's own block (or an included one) takes the place of a plugin's block of the
+    same name, and a warning names where it is defined and the plugin's package."""
+    register(PublishesABlock(), "twice-plugin")  # type: ignore[operator]
+    own = "blocks:\n  twice: {inputs: [i], nodes: [{name: s, type: sigmoid, inputs: [i]}], output: s}\n"
+    text = spec_text(
+        "  - {name: t, type: twice, inputs: [x]}\n"
+        "  - {name: out, type: dense, inputs: [t], units: 1}\n",
+        own,
+    )
+    path = write_file(tmp_path, text, "p.yaml")
+    with pytest.warns(graphnet.GraphnetWarning) as caught:
+        assert names(path) == ["t.s", "out"]
+    assert [str(w.message) for w in caught] == [
+        f"{path}:5: blocks.twice: block 'twice' is also published by the plugin package "
+        "'twice-plugin'; the spec's own is used (rename it to use the package's)"
+    ]
+    result = invoke("validate", path)
+    assert result.exit_code == 0, result.output
+    assert "warning: " in result.output and "plugin package 'twice-plugin'" in result.output
+
+
+def test_repeat_chains_the_first_input_and_gives_every_copy_the_other_inputs(
+    tmp_path: Path,
+) -> None:
+    """With several inputs and `repeat`, copy i+1 reads copy i's output as its first input; the
+    other inputs are the instance's own, the same for every copy."""
+    blocks = (
+        "blocks:\n  mix:\n    inputs: [h, context]\n    nodes:\n"
+        "      - {name: cat, type: concat, inputs: [h, context]}\n"
+        "      - {name: fc, type: dense, inputs: [cat], units: 8}\n    output: fc\n"
+    )
+    text = spec_text(
+        "  - {name: stem, type: dense, inputs: [x], units: 8}\n"
+        "  - {name: body, type: mix, inputs: [stem, x], repeat: 3}\n"
+        "  - {name: out, type: dense, inputs: [body], units: 1}\n",
+        blocks,
+    )
+    spec = graphnet.load_spec(write_file(tmp_path, text, "mix.yaml"))
+    inputs = {n.name: n.inputs for n in spec.nodes}
+    assert inputs["body.1.cat"] == ["stem", "x"]
+    assert inputs["body.2.cat"] == ["body.1.fc", "x"]
+    assert inputs["body.3.cat"] == ["body.2.fc", "x"]
+    assert inputs["out"] == ["body.3.fc"]
+
+
+def test_a_file_included_twice_is_read_once(tmp_path: Path) -> None:
+    """`a.yaml` and `b.yaml` both include `common.yaml`, the spec includes both: its blocks are
+    defined once (they were 'defined twice' at the same line)."""
+    write_file(tmp_path, RESIDUAL, "common.yaml")
+    write_file(tmp_path, "include: [common.yaml]\n", "a.yaml")
+    write_file(tmp_path, "include: [common.yaml]\n", "b.yaml")
+    text = spec_text(
+        "  - {name: body, type: residual, inputs: [x], units: 2}\n"
+        "  - {name: out, type: dense, inputs: [body], units: 1}\n",
+        "include: [a.yaml, b.yaml, common.yaml]\n",
+    )
+    assert names(write_file(tmp_path, text, "spec.yaml"))[-1] == "out"
+
+
+def test_set_reaches_a_block_of_an_included_file(tmp_path: Path) -> None:
+    """`--set blocks.<b>.options.<o>=` changes a block an included file defines (it was 'defined
+    twice'); a block that no file defines is an error naming the --set and a close name."""
+    write_file(tmp_path, RESIDUAL, "common.yaml")
+    path = write_file(tmp_path, DEEP.replace(RESIDUAL, "include: [common.yaml]\n"), "deep.yaml")
+    spec = graphnet.load_spec(path, ["blocks.residual.options.units=4", "nodes.stem.units=4"])
+    assert spec.nodes[1].options_model.units == 4  # type: ignore[attr-defined]
+    result = invoke("validate", path, "--set", "blocks.resdual.options.units=4")
+    assert result.exit_code == 2
+    assert (
+        "error: --set blocks.resdual.options.units=4: no block 'resdual' "
+        "(did you mean 'residual'?)" in result.output
+    )
+
+
+def test_set_cannot_change_a_plugins_block(tmp_path: Path, register: object) -> None:
+    """A block a package publishes is changed on its instances, not with --set blocks...:
+    an error that says so, naming the package."""
+    register(PublishesABlock(), "twice-plugin")  # type: ignore[operator]
+    text = spec_text(
+        "  - {name: t, type: twice, inputs: [x]}\n"
+        "  - {name: out, type: dense, inputs: [t], units: 1}\n",
+        "",
+    )
+    path = write_file(tmp_path, text, "p.yaml")
+    result = invoke("validate", path, "--set", "blocks.twice.output=a")
+    assert result.exit_code == 2
+    assert (
+        "--set blocks.twice.output=a: block 'twice' is published by the plugin package "
+        "'twice-plugin' and cannot be changed" in result.output
+    )

@@ -231,3 +231,22 @@ def test_the_readme_python_api_example_runs(
     monkeypatch.chdir(tmp_path)
     exec(code, {})
     assert (tmp_path / "runs" / "api-demo" / "weights.npz").is_file()
+
+
+def test_the_readmes_blocks_example_expands_as_it_says(tmp_path: Path) -> None:
+    """The "Reusable blocks" example, with its included file and the spec's other keys added,
+    expands to `body.<i>.<inner>` nodes: 100 copies of 4 nodes."""
+    text = section("Spec format").split("### Reusable blocks", 1)[1]
+    (example,) = blocks(text.split("- An instance", 1)[0], "yaml")
+    (tmp_path / "blocks").mkdir()
+    (tmp_path / "blocks" / "common.yaml").write_text("blocks: {}\n", encoding="utf-8")
+    spec = tmp_path / "deep.yaml"
+    spec.write_text(
+        "inputs: {x: {shape: [4]}, y: {shape: [1]}}\n"
+        + example
+        + "loss: {type: mse, inputs: [out, y]}\n",
+        encoding="utf-8",
+    )
+    names = [node.name for node in graphnet.load_spec(spec).nodes]
+    assert len(names) == 2 + 100 * 4
+    assert names[1:3] == ["body.1.fc1", "body.1.act"] and "body.100.sum" in names

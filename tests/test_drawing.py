@@ -19,6 +19,7 @@ from conftest import ROOT, SHIPPED_SPECS, invoke
 import graphnet
 from graphnet.api import load_graph
 from graphnet.drawing import to_dot, to_mermaid, to_text
+from graphnet.instances import collapse, collapsed, owners, parameter_counts
 
 HAS_DOT = shutil.which("dot") is not None
 
@@ -51,11 +52,13 @@ def weighted(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.parametrize("expand", [False, True], ids=["", "expand"])
 @pytest.mark.parametrize("fmt", ["text", "mermaid", "dot"])
 @pytest.mark.parametrize("spec", SHIPPED_SPECS, ids=[p.stem for p in SHIPPED_SPECS])
-def test_every_format_shows_every_input_node_loss_and_output(spec, fmt):
-    """Each node's name, type and shape, each input's shape, each loss type, and the outputs."""
-    result = invoke("graph", spec, "--format", fmt)
+def test_every_format_shows_every_input_node_loss_and_output(spec, fmt, expand):
+    """Each node's (or block instance's) name, type and shape, each input's shape, each loss
+    type, and the outputs; `--expand` shows every node of every block instance."""
+    result = invoke("graph", spec, "--format", fmt, *(["--expand"] if expand else []))
     assert result.exit_code == 0, result.output
     graph = load_graph(spec)
     text = result.output
@@ -66,18 +69,21 @@ def test_every_format_shows_every_input_node_loss_and_output(spec, fmt):
     }[fmt]
     for name, dims in graph.inputs.items():
         assert re.search(input_line.format(name=name, shape=re.escape(shape(dims))), text, re.M)
-    for node in graph.nodes:
-        pattern = rf"\b{node.name}\b.*?\b{node.type}\b\W*{re.escape(shape(node.shape))}"
+    shown = graph.nodes if expand else collapse(graph, parameter_counts(graph))
+    for node in shown:
+        kind = re.escape(node.type)
+        pattern = rf"\b{re.escape(node.name)}\b.*?\b{kind}\W*{re.escape(shape(node.shape))}"
         assert re.search(pattern, text), node.name
     for loss in graph.losses:
         assert re.search(rf"\b{loss.type}\b", text)
-    for name in graph.outputs:
+    for name in collapsed(graph.outputs, owners(graph, expand)):
         marked = rf"^  {name}\s+\[" if fmt == "text" else rf"\b{name}\b.*<i>output</i>"
         assert re.search(marked, text.split("outputs\n")[-1], re.M), name
 
 
 def test_the_text_listing_of_the_seed_spec():
-    """The plain-text form reads top to bottom: inputs, nodes with their inputs, losses, outputs."""
+    """The plain-text form reads top to bottom: inputs, nodes with their parameter counts and
+    inputs, losses, outputs."""
     result = invoke("graph", ROOT / "specs" / "seed.yaml")
     assert result.exit_code == 0
     assert result.output == (
@@ -86,9 +92,9 @@ def test_the_text_listing_of_the_seed_spec():
         "  x  [2]\n"
         "  y  [1]\n"
         "nodes\n"
-        "  hidden  dense  [5]  <- x\n"
-        "  act     relu   [5]  <- hidden\n"
-        "  out     dense  [1]  <- act\n"
+        "  hidden  dense  [5]  15 params  <- x\n"
+        "  act     relu   [5]             <- hidden\n"
+        "  out     dense  [1]  6 params   <- act\n"
         "losses\n"
         "  mse  <- out, y\n"
         "outputs\n"
@@ -118,7 +124,7 @@ def test_a_loss_weight_other_than_1_is_shown(weighted):
 def test_set_changes_the_drawing():
     """`--set` is applied before drawing, as for validate and summary."""
     result = invoke("graph", ROOT / "specs" / "seed.yaml", "--set", "nodes.hidden.units=8")
-    assert "hidden  dense  [8]" in result.output
+    assert "hidden  dense  [8]  24 params" in result.output
 
 
 @pytest.mark.parametrize(
@@ -192,8 +198,9 @@ def test_images_are_rendered_by_graphviz(tmp_path, spec, suffix):
     else:
         svg = data.decode()
         assert "<svg" in svg
-        for node in graphnet.load_spec(spec).nodes:
-            assert f">{node.name}<" in svg
+        graph = load_graph(spec)
+        for item in collapse(graph, parameter_counts(graph)):
+            assert f">{item.name}<" in svg
 
 
 def test_graph_runs_as_a_real_process():
@@ -210,3 +217,120 @@ def test_graph_runs_as_a_real_process():
     assert process.returncode == 0, process.stderr
     assert process.stdout.startswith('digraph "two-inputs" {')
     assert "n0 -> n2;" in process.stdout  # branch_a -> joined
+
+
+RESIDUAL = ROOT / "specs" / "residual.yaml"
+
+
+def test_a_block_instance_is_one_box_with_its_block_copies_shape_and_parameters():
+    """By default an instance is one line: its name, block ×copies, output shape, parameters,
+    and what it reads from outside; edges go between instances and nodes."""
+    result = invoke("graph", RESIDUAL)
+    assert result.exit_code == 0, result.output
+    assert "\nnodes\n  embed  dense        [16]  48 params   <- x\n" in result.output
+    assert "  body   residual ×2  [16]  544 params  <- embed\n" in result.output
+    assert "  out    dense        [1]   17 params   <- body\n" in result.output
+    assert "body.1" not in result.output
+    graph = load_graph(RESIDUAL)
+    mermaid, dot = to_mermaid(graph), to_dot(graph)
+    assert '  b1["body<br/>residual ×2 [16]<br/>544 params"]' in mermaid
+    assert "  n0 --> b1\n  b1 --> n7\n" in mermaid
+    assert '<b>body</b><br/><font point-size="10">residual ×2 [16]</font>' in dot
+    assert "  n0 -> b1;\n  b1 -> n7;\n" in dot
+    assert "subgraph" not in mermaid + dot
+
+
+def test_expand_groups_every_node_of_an_instance():
+    """`--expand`: the instance's line, then its nodes indented (text); a subgraph per instance
+    (mermaid) and a cluster (dot) holding its nodes, edges between the nodes themselves."""
+    text = invoke("graph", RESIDUAL, "--expand").output
+    assert (
+        "  body          residual ×2  [16]  544 params  <- embed\n"
+        "    body.1.fc   dense        [16]  272 params  <- embed\n"
+        "    body.1.act  relu         [16]              <- body.1.fc\n"
+    ) in text
+    assert "  out           dense        [1]   17 params   <- body.2.sum\n" in text
+    graph = load_graph(RESIDUAL)
+    mermaid = to_mermaid(graph, expand=True)
+    inside = re.search(
+        r'^  subgraph s1 \["body: residual ×2 \(544 params\)"\]\n(.*?)^  end$', mermaid, re.S | re.M
+    )
+    assert inside, mermaid
+    assert re.findall(r"^    (n\d)\[", inside.group(1), re.M) == [f"n{k}" for k in range(1, 7)]
+    assert "  n0 --> n1\n" in mermaid and "  n6 --> n7\n" in mermaid
+    dot = to_dot(graph, expand=True)
+    cluster = re.search(
+        r"^  subgraph cluster_s1 \{ label=\"body: residual ×2 \(544 params\)\";.*?\n(.*?)^  \}$",
+        dot,
+        re.S | re.M,
+    )
+    assert cluster, dot
+    assert len(re.findall(r"^    n\d \[label=", cluster.group(1), re.M)) == 6
+    assert "  n6 -> n7;" in dot
+
+
+NESTED = """\
+name: nested
+inputs: {x: {shape: [4]}, y: {shape: [1]}}
+blocks:
+  residual:
+    inputs: [h]
+    options: {units: 4}
+    nodes:
+      - {name: fc, type: dense, inputs: [h], units: $units}
+      - {name: sum, type: add, inputs: [h, fc]}
+    output: sum
+  stage:
+    inputs: [h, skip]
+    nodes:
+      - {name: res, type: residual, inputs: [h], repeat: 2}
+      - {name: join, type: concat, inputs: [res, skip]}
+      - {name: squeeze, type: dense, inputs: [join], units: 4}
+    output: squeeze
+nodes:
+  - {name: stem, type: dense, inputs: [x], units: 4}
+  - {name: a, type: stage, inputs: [stem, x]}
+  - {name: b, type: stage, inputs: [a, stem]}
+  - {name: out, type: dense, inputs: [b], units: 1}
+loss: {type: mse, inputs: [out, y]}
+"""
+
+
+@pytest.mark.parametrize("expand", [False, True])
+def test_graph_and_summary_agree_on_instances_of_nested_blocks(tmp_path, expand):
+    """Nested instances belong to their top-level instance; `graph` and `summary` give each
+    instance (or with --expand each node) the same inputs, shape and parameter count, and the
+    counts add up to the network's."""
+    from conftest import rows
+
+    path = tmp_path / "nested.yaml"
+    path.write_text(NESTED, encoding="utf-8")
+    flag = ["--expand"] if expand else []
+    table = {row[0]: row for row in rows(invoke("summary", path, *flag).output)[1:-1]}
+    text = invoke("graph", path, "--format", "text", *flag).output
+    graph = load_graph(path)
+    names = [n.name for n in graph.nodes] if expand else ["stem", "a", "b", "out"]
+    for name in names:
+        _, kind, inputs, shape_, count = table[name]
+        line = next(line for line in text.splitlines() if line.split()[:1] == [name])
+        assert kind in line and shape_ in line and line.endswith("<- " + inputs)
+        assert (f"{count} param" in line) == (count != "0")
+    if not expand:
+        assert table["a"][1:] == ["stage", "stem, x", "[4]", f"{2 * 20 + 36:,}"]
+        assert table["b"][2] == "a, stem"
+    total = sum(int(row[4].replace(",", "")) for name, row in table.items() if name in names)
+    assert total == sum(p.size for p in graphnet.build(graph.spec).params.values())
+
+
+@pytest.mark.skipif(not HAS_DOT, reason="Graphviz's dot is not installed")
+def test_graphviz_renders_the_clusters_of_expand(tmp_path):
+    """`--expand --output g.svg`: Graphviz draws each instance's cluster with its label and
+    every node inside."""
+    out = tmp_path / "g.svg"
+    result = invoke("graph", RESIDUAL, "--expand", "--output", out)
+    assert result.exit_code == 0, result.output
+    svg = out.read_text(encoding="utf-8")
+    assert '<g id="clust1" class="cluster">' in svg
+    assert "body: residual ×2 (544 params)" in svg
+    for node in load_graph(RESIDUAL).nodes:
+        assert f">{node.name}<" in svg

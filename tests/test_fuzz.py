@@ -4,10 +4,11 @@ show as an internal error). A spec that loads is built and trained a few steps o
 (0s and 1s of each input's shape) with both kinds of pass: any failure is a ``GraphnetError``,
 the same one either way, and when both succeed they agree bit for bit.
 
-Two families of input: arbitrary YAML and JSON documents (random dicts, lists and scalars,
-serialised both ways), and mutations of the real specs in ``specs/`` (a key deleted, renamed or
+Three families of input: arbitrary YAML and JSON documents (random dicts, lists and scalars,
+serialised both ways), mutations of the real specs in ``specs/`` (a key deleted, renamed or
 given a random value, a node duplicated, node inputs swapped, random lines inserted into the
-text, the text truncated).
+text, the text truncated), and random specs written with blocks (options and ``$option``,
+``repeat``, blocks using blocks, blocks in included files), valid as drawn and then mutated.
 
 By default each test runs a few hundred examples (the ``graphnet-ci`` profile), so the fuzz
 tests run in every test run. ``pytest -m fuzz`` runs them with 10,000 examples each (the
@@ -413,5 +414,240 @@ def test_random_overrides_never_crash(fuzz: Callable[[Any], None], folder: Path)
     @given(name=st.sampled_from(sorted(ORIGINALS)), overrides=st.lists(items, max_size=3))
     def test(name: str, overrides: list[str]) -> None:
         check_loads(target / "set.yaml", ORIGINALS[name], overrides)
+
+    fuzz(test)
+
+
+# -- specs written with blocks -------------------------------------------------------------
+
+ACTIVATIONS = ["relu", "tanh", "sigmoid", "gelu"]
+HEADER = {"name": "blocks", "inputs": {"x": {"shape": [3]}, "y": {"shape": [1]}}}
+WIDTH = 3  # every block keeps the width of x, so that any block may be repeated
+
+
+def draw_options(data: st.DataObject) -> dict[str, Any]:
+    """A block's options and their defaults: some of units, act and depth."""
+    options: dict[str, Any] = {}
+    if data.draw(st.booleans(), label="units option"):
+        options["units"] = WIDTH
+    if data.draw(st.booleans(), label="act option"):
+        options["act"] = data.draw(st.sampled_from(ACTIVATIONS), label="act")
+    if data.draw(st.booleans(), label="depth option"):
+        options["depth"] = data.draw(st.integers(1, 2), label="depth")
+    return options
+
+
+def draw_instance(
+    data: st.DataObject, blocks: dict[str, Any], reads: list[str], own: dict[str, Any]
+) -> dict[str, Any]:
+    """A node using one of ``blocks``: its inputs, maybe repeat and inline options (a block's
+    own option ``$name`` when ``own`` has it, else a literal that keeps the width)."""
+    used = data.draw(st.sampled_from(sorted(blocks)), label="block")
+    node: dict[str, Any] = {"type": used, "inputs": reads[: len(blocks[used]["inputs"])]}
+    if data.draw(st.booleans(), label="repeat"):
+        node["repeat"] = "$depth" if "depth" in own else data.draw(st.integers(1, 3), label="n")
+    for option in blocks[used]["options"]:
+        if data.draw(st.booleans(), label=f"set {option}"):
+            literal = {"units": WIDTH, "depth": 2}.get(option) or data.draw(
+                st.sampled_from(ACTIVATIONS), label="act"
+            )
+            node[option] = f"${option}" if option in own else literal
+    return node
+
+
+def draw_block(data: st.DataObject, blocks: dict[str, Any]) -> dict[str, Any]:
+    """A block of one or two inputs whose nodes keep the width: dense, an activation, a skip
+    connection, or a block defined before it."""
+    inputs = ["h", "c"] if data.draw(st.booleans(), label="two inputs") else ["h"]
+    options = draw_options(data)
+    nodes: list[dict[str, Any]] = []
+    previous = "h"
+    if len(inputs) == 2:
+        nodes.append({"name": "n0", "type": "add", "inputs": ["h", "c"]})
+        previous = "n0"
+    kinds = ["dense", "act", "skip", *(["block"] * 2 if blocks else [])]
+    for _ in range(data.draw(st.integers(1, 3), label="nodes")):
+        kind = data.draw(st.sampled_from(kinds), label="kind")
+        node: dict[str, Any]
+        if kind == "dense":
+            units = "$units" if "units" in options else WIDTH
+            node = {"type": "dense", "inputs": [previous], "units": units}
+        elif kind == "act":
+            act = "$act" if "act" in options else data.draw(st.sampled_from(ACTIVATIONS))
+            node = {"type": act, "inputs": [previous]}
+        elif kind == "skip":
+            node = {"type": "add", "inputs": [previous, "h"]}
+        else:
+            node = draw_instance(data, blocks, [previous, "h"], options)
+        previous = f"n{len(nodes)}"
+        nodes.append({"name": previous, **node})
+    return {"inputs": inputs, "options": options, "nodes": nodes, "output": previous}
+
+
+def draw_block_spec(data: st.DataObject) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A valid spec written with blocks, and the documents of the two files it may include
+    (``blocks-1.yaml``, which may include ``blocks-2.yaml``)."""
+    blocks: dict[str, Any] = {}
+    homes: list[dict[str, Any]] = [{}, {}, {}]  # the spec's own blocks, then each file's
+    for k in range(data.draw(st.integers(1, 4), label="blocks")):
+        name = f"b{k}"
+        blocks[name] = draw_block(data, blocks)
+        homes[data.draw(st.integers(0, 2), label="file")][name] = blocks[name]
+    nodes: list[dict[str, Any]] = []
+    previous = "x"
+    for k in range(data.draw(st.integers(1, 3), label="instances")):
+        if data.draw(st.booleans(), label="layer"):
+            node = {"type": data.draw(st.sampled_from(ACTIVATIONS)), "inputs": [previous]}
+        else:
+            node = draw_instance(data, blocks, [previous, "x"], {})
+        previous = f"i{k}"
+        nodes.append({"name": previous, **node})
+    nodes.append({"name": "out", "type": "dense", "inputs": [previous], "units": 1})
+    spec = {
+        **copy.deepcopy(HEADER),
+        "nodes": nodes,
+        "loss": {"type": "mse", "inputs": ["out", "y"]},
+    }
+    files = [{"blocks": homes[1]}, {"blocks": homes[2]}]
+    if homes[0]:
+        spec["blocks"] = homes[0]
+    both = data.draw(st.booleans(), label="include both")  # a diamond: blocks-2 read once
+    spec["include"] = ["blocks-1.yaml", *(["blocks-2.yaml"] if both else [])]
+    files[0]["include"] = ["blocks-2.yaml"]
+    return spec, files
+
+
+def write_includes(target: Path, files: list[Any]) -> None:
+    for k, document in enumerate(files, start=1):
+        (target / f"blocks-{k}.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
+
+
+def blocks_folder(folder: Path) -> Path:
+    target = folder / "blocks"
+    target.mkdir(exist_ok=True)
+    return target
+
+
+def test_block_specs_expand_validate_and_save(fuzz: Callable[[Any], None], folder: Path) -> None:
+    """A spec written with blocks (options, $option, repeat, nested blocks, included files)
+    expands and validates; each node belongs to one instance, whose parameters add up; the
+    run's spec.yaml of it expands to the same nodes; it trains the same both ways."""
+    from graphnet.instances import collapse, parameter_counts, saved
+
+    target = blocks_folder(folder)
+
+    @given(data=st.data())
+    def test(data: st.DataObject) -> None:
+        spec, files = draw_block_spec(data)
+        write_includes(target, files)
+        path = target / "spec.yaml"
+        path.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            graph = load_graph(path)
+            counts = parameter_counts(graph)
+            items = collapse(graph, counts)
+            assert [n for item in items for n in item.nodes] == graph.nodes
+            assert [item.name for item in items] == [n["name"] for n in spec["nodes"]]
+            assert sum(item.params for item in items) == sum(counts.values())
+            again = target / "saved.yaml"
+            again.write_text(yaml.safe_dump(saved(graph.spec), sort_keys=False))
+            resaved = load_graph(again).spec
+            assert resaved.to_dict()["nodes"] == graph.spec.to_dict()["nodes"]
+            assert saved(resaved) == saved(graph.spec)
+            check_trains(graph.spec)
+
+    fuzz(test)
+
+
+BAD_VALUES = [0, -1, "2", 1.5, True, None, [], 10**9, 100_001, "$nope", "dense", "a.b", ""]
+BLOCK_MUTATIONS = ["value", "option", "cycle", "name", "include", "generic", "included"]
+
+
+def nodes_of(document: Any) -> list[dict[str, Any]]:
+    """The nodes of a spec or a block that are mappings (a mutation may have made them
+    anything)."""
+    nodes = document.get("nodes") if isinstance(document, dict) else None
+    return [n for n in nodes if isinstance(n, dict)] if isinstance(nodes, list) else []
+
+
+def mutate_blocks(data: st.DataObject, spec: dict[str, Any], files: list[Any]) -> None:
+    """One mutation, in place, of a spec written with blocks or of a file it includes."""
+    kind = data.draw(st.sampled_from(BLOCK_MUTATIONS), label="block mutation")
+    documents = [d for d in [spec, *files] if isinstance(d, dict)]
+    blocks = [
+        (d, name)
+        for d in documents
+        if isinstance(d.get("blocks"), dict)
+        for name, body in d["blocks"].items()
+        if isinstance(body, dict) and nodes_of(body)
+    ]
+    if kind == "value":  # any value of any node anywhere: repeat, units, inputs, type, ...
+        nodes = [n for d, b in blocks for n in nodes_of(d["blocks"][b])] + nodes_of(spec)
+        if not nodes:
+            return
+        node = data.draw(st.sampled_from(nodes), label="node")
+        key = data.draw(st.sampled_from([*node, "repeat", "units"]), label="key")
+        node[key] = data.draw(st.sampled_from(BAD_VALUES) | scalars, label="value")
+    elif kind == "option" and blocks:  # $name of an option the block lacks, or options changed
+        document, name = data.draw(st.sampled_from(blocks), label="block")
+        block = document["blocks"][name]
+        if data.draw(st.booleans(), label="drop an option"):
+            block["options"] = data.draw(st.sampled_from([{}, None, [], "x"]), label="options")
+        else:
+            nodes_of(block)[-1]["units"] = data.draw(st.sampled_from(["$nope", "$units"]))
+    elif kind == "cycle" and blocks:  # the first block uses a later one, or itself
+        document, first = blocks[0]
+        _, used = data.draw(st.sampled_from(blocks), label="uses")
+        body = document["blocks"][first]
+        body["nodes"].append({"name": "loop", "type": used, "inputs": [body.get("output"), "h"]})
+    elif kind == "name" and blocks:  # a block named like a layer, with a dot, twice, ...
+        document, name = data.draw(st.sampled_from(blocks), label="block")
+        new = data.draw(st.sampled_from(["dense", "Relu", "a.b", "", "1x", "b0", "b1"]))
+        document["blocks"] = {new if k == name else k: v for k, v in document["blocks"].items()}
+    elif kind == "include" and documents:  # missing, a cycle, not a list, a folder, this file
+        document = data.draw(st.sampled_from(documents[:2]), label="document")
+        document["include"] = data.draw(
+            st.sampled_from(
+                [
+                    ["missing.yaml"],
+                    ["spec.yaml"],
+                    ["blocks-1.yaml"],
+                    "blocks-2.yaml",
+                    3,
+                    ["."],
+                    [""],
+                ]
+            ),
+            label="include",
+        )
+        back = data.draw(st.sampled_from([[], ["blocks-1.yaml"]]), label="back")
+        if isinstance(files[1], dict):
+            files[1]["include"] = back
+    elif kind == "generic":
+        mutated = mutate(data, spec)
+        spec.clear()
+        spec.update(mutated if isinstance(mutated, dict) else {})
+    else:  # a file's document mutated like a spec
+        k = data.draw(st.integers(0, len(files) - 1), label="file")
+        files[k] = mutate(data, files[k])
+
+
+def test_mutated_block_specs_never_crash(fuzz: Callable[[Any], None], folder: Path) -> None:
+    """A spec written with blocks, or a file it includes, mutated (bad repeat and option values,
+    unknown $options, cycles of blocks, blocks named like layers, includes missing or in a
+    cycle, keys deleted or renamed): it validates or is a GraphnetError (exit 2), in a bounded
+    time: a repeat of a billion is refused, never expanded."""
+    target = blocks_folder(folder)
+
+    @given(data=st.data())
+    def test(data: st.DataObject) -> None:
+        spec, files = draw_block_spec(data)
+        for _ in range(data.draw(st.integers(1, 2), label="mutations")):
+            mutate_blocks(data, spec, files)
+        write_includes(target, files)
+        started = time.perf_counter()
+        check_loads(target / "spec.yaml", yaml.safe_dump(spec, sort_keys=False))
+        assert time.perf_counter() - started < 60
 
     fuzz(test)
