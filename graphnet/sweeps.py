@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -370,7 +370,19 @@ def _run(
                 pure=False,
             )
             futures[future] = trial
-        progress_line = _Progress(len(trials), len(trials) - len(todo)) if progress else None
+        progress_line = None
+        if progress:
+            keys_of_ours = {future.key for future in futures}
+
+            def running() -> int:  # trials a worker is training now (the others wait)
+                busy = client.processing()
+                threads = client.nthreads()  # a worker may hold more tasks than it runs
+                return sum(
+                    min(sum(key in keys_of_ours for key in keys), threads.get(worker, 1))
+                    for worker, keys in busy.items()
+                )
+
+            progress_line = _Progress(len(trials), len(trials) - len(todo), running)
         try:
             _collect(futures, checkpoints, keys, column, out, progress_line)
         except KeyboardInterrupt:
@@ -389,21 +401,22 @@ def _run(
 class _Progress:
     """The client's progress lines on stderr: trials done, running and failed, and the ETA."""
 
-    def __init__(self, total: int, skipped: int) -> None:
-        self.total, self.skipped = total, skipped
+    def __init__(self, total: int, skipped: int, running: Callable[[], int]) -> None:
+        self.total, self.skipped, self.running = total, skipped, running
         self.done = self.failed = 0
         self.started = time.monotonic()
 
     def report(self) -> None:
         finished = self.done + self.failed
-        running = self.total - self.skipped - finished
+        left = self.total - self.skipped - finished
+        running = min(self.running(), left) if left else 0
         eta = ""
-        if finished and running:
-            left = (time.monotonic() - self.started) / finished * running
-            eta = f", about {_duration(left)} left"
+        if finished and left:
+            seconds = (time.monotonic() - self.started) / finished * left
+            eta = f", about {_duration(seconds)} to go"
         sys.stderr.write(
-            f"sweep: {self.done + self.skipped} done, {running} to go, {self.failed} failed "
-            f"(of {self.total}){eta}\n"
+            f"sweep: {self.done + self.skipped} done, {running} running, "
+            f"{left - running} waiting, {self.failed} failed (of {self.total}){eta}\n"
         )
 
 

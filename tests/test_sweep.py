@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -251,7 +252,13 @@ def test_a_diverged_trial_is_a_row_and_the_sweep_goes_on(
     result = CliRunner().invoke(cli, [*args, "--scheduler", local_cluster])
     assert result.exit_code == 0, result.output
     assert [r["status"] for r in _rows(out)] == ["done", "diverged"]
-    assert result.output.index("trial-001") < result.output.index("trial-002")  # ranked
+    assert result.stdout.index("trial-001") < result.stdout.index("trial-002")  # ranked
+    progress = result.stderr.splitlines()  # trials done, running, waiting, failed; the ETA
+    assert re.fullmatch(
+        r"sweep: 0 done, (\d) running, (\d) waiting, 0 failed \(of 2\)", progress[0]
+    )
+    assert any(line.startswith("sweep: trial-002 diverged: ") for line in progress)
+    assert progress[-1] == "sweep: 1 done, 0 running, 0 waiting, 1 failed (of 2)"
 
 
 def test_ctrl_c_keeps_finished_trials_and_resume_finishes_the_sweep(
