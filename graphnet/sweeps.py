@@ -132,7 +132,7 @@ def _describe(values: Mapping[str, Any], seed: int) -> str:
 
 
 RESUMABLE = ("spec.yaml", "metrics.csv", "checkpoint.npz", "best.npz")  # what a resume reads
-POLL = 0.1  # seconds between the client's looks at its trials and their checkpoints
+POLL = 0.5  # seconds between the client's looks for checkpoints the workers sent
 
 
 def train_trial(
@@ -435,16 +435,20 @@ def _collect(
 ) -> None:
     """Write each trial's folder as it finishes, and the checkpoints that unfinished trials
     send in the meantime."""
-    from distributed import as_completed
+    from distributed import wait
 
     if progress is not None:
         progress.report()
-    ready = as_completed(list(futures))
-    while not ready.is_empty():
-        finished = ready.next_batch(block=False)
+    pending = set(futures)
+    while pending:
+        try:  # back at the first trial that finishes, or after POLL seconds to save checkpoints
+            finished, pending = wait(pending, timeout=POLL, return_when="FIRST_COMPLETED")
+        except TimeoutError:
+            finished = set()
+        except Exception:  # some were cancelled by another client: their rows say failed
+            finished = {future for future in pending if future.status != "pending"}
+            pending -= finished
         _save_checkpoints(checkpoints, futures.values(), out)
-        if not finished:
-            time.sleep(POLL)
         for future in finished:
             trial = futures[future]
             try:
