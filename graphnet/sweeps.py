@@ -1,5 +1,5 @@
-"""Sweeps: every combination of a grid of ``--set`` values (and seeds), trained on
-dask.distributed, one run folder per trial and ``sweep.csv``.
+"""Sweeps: the trials of a grid (:mod:`graphnet.trials`) trained on dask.distributed, one run
+folder per trial and ``sweep.csv``.
 
 The client validates every trial before submitting any, reads the data once per distinct data
 set and sends it (workers need graphnet and the spec's plugins, no shared disk); a worker
@@ -9,10 +9,6 @@ client writes. dask is imported only here, inside :func:`sweep`.
 
 from __future__ import annotations
 
-import csv
-import io
-import itertools
-import math
 import os
 import signal
 import sys
@@ -20,115 +16,31 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from graphnet.errors import GraphnetError, Interrupted, SpecError
 from graphnet.files import write_atomic
 from graphnet.runfolder import RESULTS, RUN_FILES, RunFolder
 from graphnet.spec import Spec
+from graphnet.trials import (
+    FINISHED,
+    SWEEP_CSV,
+    Trial,
+    make_trials,
+    parse_grid,
+    read_rows,
+    row,
+    write_rows,
+)
 
-SWEEP_CSV = "sweep.csv"
-FINISHED = ("done", "diverged")  # --resume skips these; failed and interrupted trials run again
 BLAS_ENV = {
     "OMP_NUM_THREADS": "1",
     "OPENBLAS_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
     "VECLIB_MAXIMUM_THREADS": "1",
 }
-MAXIMIZED = ("accuracy", "r2")  # monitored columns where higher is better
 INSTALL = "pip install 'graphnet[sweep]'"
-
-
-@dataclass
-class Trial:
-    """One combination of the grid with one seed: its number, values and validated spec."""
-
-    number: int
-    values: dict[str, Any]
-    seed: int
-    spec: Spec
-    row: dict[str, Any] = field(default_factory=dict)
-    saved_epoch: int = 0  # the epoch of the newest checkpoint a worker sent
-
-    @property
-    def name(self) -> str:
-        return f"trial-{self.number:03d}"
-
-
-def parse_grid(
-    grid: Mapping[str, Sequence[Any]] | Sequence[str], flag: str = "grid"
-) -> dict[str, list[Any]]:
-    """``KEY=V1,V2,...`` strings (each value read as a YAML scalar, as ``--set``) or a mapping
-    of key to values -> ``{key: [values]}``."""
-    from graphnet.specfile import _parse_override
-
-    if isinstance(grid, Mapping):
-        out = {str(k): list(v) for k, v in grid.items()}
-    else:
-        out = {}
-        for item in grid:
-            key, sep, text = item.partition("=")
-            if not sep or not key.strip() or not text.strip():
-                raise SpecError(f"{flag} takes KEY=V1,V2,..., e.g. train.optimizer.lr=0.01,0.1")
-            values = []
-            for part in text.split(","):
-                try:
-                    values.append(_parse_override(f"{key.strip()}={part}")[1])
-                except SpecError as error:
-                    raise SpecError(error.message.replace("--set", flag, 1)) from None
-            out[key.strip()] = values
-    for key, values in out.items():
-        if not values:
-            raise SpecError(f"{flag} {key}: no values")
-    if not out:
-        raise SpecError(f"{flag}: give at least one KEY=V1,V2,...")
-    return out
-
-
-def make_trials(
-    spec_path: str | Path,
-    grid: Mapping[str, list[Any]],
-    seeds: int,
-    sample: int | None,
-    plugins: Sequence[str],
-    names: Mapping[str, str],
-) -> list[Trial]:
-    """Every trial, each spec validated: the combinations (or ``sample`` of them, drawn with
-    the spec's seed) times ``seeds`` seeds (the spec's seed, and the ones after it)."""
-    from graphnet.api import load_spec
-
-    base = load_spec(spec_path, plugins=plugins)
-    if seeds < 1:
-        raise SpecError(f"{names['seeds']} must be at least 1")
-    combos = list(itertools.product(*grid.values()))
-    if sample is not None:
-        if sample < 1:
-            raise SpecError(f"{names['sample']} must be at least 1")
-        rng = np.random.default_rng(base.seed)
-        chosen = rng.choice(len(combos), size=min(sample, len(combos)), replace=False)
-        combos = [combos[i] for i in sorted(chosen)]
-    trials: list[Trial] = []
-    for combo in combos:
-        values = dict(zip(grid, combo, strict=True))
-        for k in range(seeds):
-            seed = base.seed + k
-            try:
-                spec = load_spec(spec_path, {**values, "seed": seed}, plugins)
-            except GraphnetError as error:
-                text = str(error).replace("--set ", f"{names['grid']} ")
-                raise SpecError(
-                    f"trial {len(trials) + 1} ({_describe(values, seed)}): {text}"
-                ) from None
-            trials.append(Trial(len(trials) + 1, values, seed, spec))
-    return trials
-
-
-def _describe(values: Mapping[str, Any], seed: int) -> str:
-    return ", ".join([*(f"{k}={v}" for k, v in values.items()), f"seed={seed}"])
 
 
 RESUMABLE = ("spec.yaml", "metrics.csv", "checkpoint.npz", "best.npz")  # what a resume reads
@@ -287,7 +199,7 @@ def sweep(
         )
     assert base.name is not None
     out = Path(out_dir) if out_dir is not None else Path("runs") / f"{base.name}-sweep"
-    previous = _read_rows(out / SWEEP_CSV)
+    previous = read_rows(out / SWEEP_CSV)
     if previous and not resume:
         raise SpecError(
             f"{named['out_dir']}: the folder holds a sweep; choose another folder, or add "
@@ -297,9 +209,10 @@ def sweep(
     out.mkdir(parents=True, exist_ok=True)
     todo = []
     for trial in trials:
-        row = previous.get(trial.name)
-        if resume and row is not None and row["status"] in FINISHED:
-            trial.row = _row(trial, keys, column, out, row["status"], float(row["seconds"]))
+        before = previous.get(trial.name)
+        if resume and before is not None and before["status"] in FINISHED:
+            status, seconds = before["status"], float(before["seconds"])
+            trial.row = row(trial, keys, column, out, status, seconds)
         else:
             todo.append(trial)
     try:
@@ -315,8 +228,8 @@ def sweep(
             str(out),
         ) from None
     finally:
-        rows = [t.row or _row(t, keys, column, out, "interrupted", 0.0) for t in trials]
-        _write_rows(out / SWEEP_CSV, rows, keys)
+        rows = [t.row or row(t, keys, column, out, "interrupted", 0.0) for t in trials]
+        write_rows(out / SWEEP_CSV, rows, keys)
         from graphnet.plots import try_draw_sweep
 
         try_draw_sweep(out / "sweep.png", rows, list(keys), column)
@@ -456,7 +369,7 @@ def _collect(
             except Exception as error:  # a trial lost with its workers, or it could not run
                 result = {"status": "failed", "message": str(error), "files": {}, "seconds": 0.0}
             _write_folder(out / trial.name, result["files"])
-            trial.row = _row(trial, keys, column, out, result["status"], result["seconds"])
+            trial.row = row(trial, keys, column, out, result["status"], result["seconds"])
             if progress is not None:
                 if result["status"] == "done":
                     progress.done += 1
@@ -497,88 +410,3 @@ def _write_folder(path: Path, files: Mapping[str, bytes]) -> None:
     path.mkdir(parents=True, exist_ok=True)
     for name, data in files.items():
         write_atomic(path / name, data)
-
-
-def _row(
-    trial: Trial,
-    keys: Mapping[str, list[Any]],
-    column: str,
-    out: Path,
-    status: str,
-    seconds: float,
-) -> dict[str, Any]:
-    """One row of ``sweep.csv``, read from the trial's run folder."""
-    folder = RunFolder(out / trial.name)
-    records = folder.read_metrics() if folder.file("metrics.csv").is_file() else []
-    last = records[-1] if records else {}
-    values = [(r[column], r["epoch"]) for r in records if not math.isnan(r.get(column, math.nan))]
-    pick = max if column.removeprefix("val_").endswith(MAXIMIZED) else min
-    best = pick(values, key=lambda v: v[0]) if values else (math.nan, "")
-    return {
-        "trial": trial.name,
-        **trial.values,
-        "seed": trial.seed,
-        "status": status,
-        "epochs": last.get("epoch", 0),
-        "loss": last.get("loss", math.nan),
-        "val_loss": last.get("val_loss", math.nan),
-        "monitor": column,
-        "best": best[0],
-        "best_epoch": best[1],
-        "seconds": round(seconds, 3),
-    }
-
-
-def _write_rows(path: Path, rows: Sequence[Mapping[str, Any]], keys: Mapping[str, Any]) -> None:
-    columns = ["trial", *keys, "seed", "status", "epochs", "loss", "val_loss"]
-    columns += ["monitor", "best", "best_epoch", "seconds"]
-    text = io.StringIO()
-    writer = csv.DictWriter(text, columns, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({c: _cell(row[c]) for c in columns})
-    write_atomic(path, text.getvalue().encode())
-
-
-def _cell(value: Any) -> Any:
-    if isinstance(value, float):
-        return "" if math.isnan(value) else repr(value)
-    return value
-
-
-def _read_rows(path: Path) -> dict[str, dict[str, str]]:
-    if not path.is_file():
-        return {}
-    with path.open(newline="") as f:
-        return {row["trial"]: row for row in csv.DictReader(f)}
-
-
-def ranked(rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> str:
-    """The trials as a table, best ``monitor`` first (trials without one last)."""
-    if not rows:
-        return ""
-    column = rows[0]["monitor"]
-    sign = -1 if column.removeprefix("val_").endswith(MAXIMIZED) else 1
-
-    def order(row: Mapping[str, Any]) -> tuple[bool, float]:
-        best = row["best"]
-        missing = not isinstance(best, float) or math.isnan(best)
-        return (missing, 0.0 if missing else sign * best)
-
-    header = ["trial", *keys, "seed", "status", f"best {column}", "epoch", "seconds"]
-    table = [header]
-    for row in sorted(rows, key=order):
-        best = row["best"]
-        table.append(
-            [
-                row["trial"],
-                *(str(row[k]) for k in keys),
-                str(row["seed"]),
-                row["status"],
-                "" if not isinstance(best, float) or math.isnan(best) else f"{best:.6g}",
-                str(row["best_epoch"]),
-                f"{row['seconds']:.1f}",
-            ]
-        )
-    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in table)

@@ -193,7 +193,7 @@ def test_resume_skips_finished_trials(spec_file: Path, tmp_path: Path, local_clu
 
 def test_sample_draws_combinations_with_the_spec_seed(spec_file: Path) -> None:
     """``--sample N`` trains N of the combinations, the same ones every time."""
-    from graphnet.sweeps import make_trials, parse_grid
+    from graphnet.trials import make_trials, parse_grid
 
     names = {"grid": "--grid", "seeds": "--seeds", "sample": "--sample"}
     grid = parse_grid(["train.optimizer.lr=0.1,0.2,0.3", "nodes.hidden.units=2,4"])
