@@ -219,8 +219,8 @@ def sweep(
     resume: bool,
 ) -> None:
     """Train every combination of the --grid values of SPEC on dask.distributed."""
-    from graphnet.sweeps import ranked
     from graphnet.sweeps import sweep as run_sweep
+    from graphnet.trials import ranked
 
     if workers is not None and scheduler is not None:
         raise GraphnetError("--workers and --scheduler do not go together")

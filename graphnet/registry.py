@@ -181,10 +181,15 @@ class Registry:
         return entry
 
 
+def is_file_ref(ref: str) -> bool:
+    """Whether a ``--plugin`` reference names a ``.py`` file (else a module)."""
+    return ref.endswith(".py") or os.sep in ref or "/" in ref
+
+
 def _load_module(ref: str) -> tuple[ModuleType, str]:
     """Import ``ref``, a module name or a path to a ``.py`` file."""
     path = Path(ref)
-    if ref.endswith(".py") or os.sep in ref or "/" in ref:
+    if is_file_ref(ref):
         if not path.is_file():
             raise PluginError(f"plugin file not found: {ref}")
         module_name = f"graphnet_plugin_{path.stem}"
@@ -209,7 +214,9 @@ def _load_module(ref: str) -> tuple[ModuleType, str]:
         ) from None
 
 
-def _extra_refs(extra: Sequence[str]) -> tuple[str, ...]:
+def plugin_refs(extra: Sequence[str]) -> tuple[str, ...]:
+    """``extra`` and the ``GRAPHNET_PLUGINS`` ones: every plugin the registry loads beside the
+    installed packages."""
     from_env = [r.strip() for r in os.environ.get(ENV_VAR, "").split(",") if r.strip()]
     return tuple(dict.fromkeys([*from_env, *extra]))
 
@@ -258,4 +265,4 @@ def _registry(refs: tuple[str, ...]) -> Registry:
 
 def get_registry(extra: Sequence[str] = ()) -> Registry:
     """The registry of installed plugins plus ``extra`` and ``GRAPHNET_PLUGINS`` ones (cached)."""
-    return _registry(_extra_refs(extra))
+    return _registry(plugin_refs(extra))

@@ -12,7 +12,7 @@ import math
 import signal
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, overload
@@ -83,13 +83,16 @@ def train(
     names: Mapping[str, str] | None = None,
     loaded: Mapping[str, Mapping[str, Any]] | None = None,
     draw: bool = True,
+    on_checkpoint: Callable[[Path, int], None] | None = None,
 ) -> History:
     """Train as ``graphnet run`` does: write the run folder and return one record per epoch.
 
     ``names`` says how messages name the arguments (``out_dir``, ``weights``, ``resume``):
     the Python API's own names by default, the command line's flags from ``graphnet run``.
     ``loaded`` is the data already read (:func:`graphnet.dataset.loaded_data`; a sweep's
-    worker gets it from the client); ``draw=False`` leaves ``loss.png`` out."""
+    worker gets it from the client); ``draw=False`` leaves ``loss.png`` out;
+    ``on_checkpoint(run_dir, epoch)`` is called after every checkpoint but the last (a sweep's
+    worker sends the folder's files to the client then)."""
     folders: list[Path] = []
     named = {"out_dir": "out_dir", "weights": "weights", "resume": "resume", **(names or {})}
     late = Stop()  # a signal after the last epoch: noted, and the run still writes every file
@@ -106,6 +109,7 @@ def train(
                 named,
                 late,
                 loaded,
+                on_checkpoint,
             )
         finally:  # the training arrays are released by now: drawing does not add to the peak
             if folders and draw and not late.signal_number:
@@ -136,6 +140,7 @@ def _train(
     names: Mapping[str, str],
     late: Stop,
     loaded: Mapping[str, Mapping[str, Any]] | None,
+    on_checkpoint: Callable[[Path, int], None] | None,
 ) -> History:
     rngs = streams(spec.seed)
     network = build(spec)
@@ -170,7 +175,7 @@ def _train(
     if getattr(type(reporter), "batch", Reporter.batch) is not Reporter.batch:
         trainer.on_batch = reporter.batch
     lock.enter_context(late)  # under the loop's own handler while it runs, then after it
-    stopped = _loop(spec, trainer, folder, first_epoch, reporter)
+    stopped = _loop(spec, trainer, folder, first_epoch, reporter, on_checkpoint)
     early = trainer.early
     restore_best = early is not None and early.options.restore_best and early.best_epoch > 0
     if early is not None and restore_best:
@@ -253,7 +258,12 @@ def _resume_point(spec: Spec, folder: RunFolder, trainer: Trainer) -> int:
 
 
 def _loop(
-    spec: Spec, trainer: Trainer, folder: RunFolder, first_epoch: int, reporter: Reporter
+    spec: Spec,
+    trainer: Trainer,
+    folder: RunFolder,
+    first_epoch: int,
+    reporter: Reporter,
+    on_checkpoint: Callable[[Path, int], None] | None = None,
 ) -> str:
     """The epochs, a checkpoint every ``train.checkpoint_every`` seconds and at the end (with
     ``best.npz`` first when the best epoch changed); on any failure, the folder keeps its last
@@ -289,6 +299,8 @@ def _loop(
                     now = trainer.snapshot(epoch, copy=False)
                     folder.write_checkpoint(checkpoint_arrays(now, network))
                     saved_epoch, last_write = epoch, time.monotonic()
+                    if on_checkpoint is not None and epoch < epochs and not stopping:
+                        on_checkpoint(folder.path, epoch)
                 elif len(pending) >= PENDING_ROWS:  # memory must not grow with the epochs
                     folder.append_metrics(trainer.columns, pending)
                     pending.clear()

@@ -1,5 +1,5 @@
-"""Sweeps: every combination of a grid of ``--set`` values (and seeds), trained on
-dask.distributed, one run folder per trial and ``sweep.csv``.
+"""Sweeps: the trials of a grid (:mod:`graphnet.trials`) trained on dask.distributed, one run
+folder per trial and ``sweep.csv``.
 
 The client validates every trial before submitting any, reads the data once per distinct data
 set and sends it (workers need graphnet and the spec's plugins, no shared disk); a worker
@@ -9,137 +9,61 @@ client writes. dask is imported only here, inside :func:`sweep`.
 
 from __future__ import annotations
 
-import csv
-import io
-import itertools
-import math
 import os
 import signal
 import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from graphnet.errors import GraphnetError, Interrupted, SpecError
 from graphnet.files import write_atomic
 from graphnet.runfolder import RESULTS, RUN_FILES, RunFolder
 from graphnet.spec import Spec
+from graphnet.trials import (
+    FINISHED,
+    SWEEP_CSV,
+    Trial,
+    make_trials,
+    parse_grid,
+    read_rows,
+    row,
+    write_rows,
+)
 
-SWEEP_CSV = "sweep.csv"
-FINISHED = ("done", "diverged")  # --resume skips these; failed and interrupted trials run again
 BLAS_ENV = {
     "OMP_NUM_THREADS": "1",
     "OPENBLAS_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
     "VECLIB_MAXIMUM_THREADS": "1",
 }
-MAXIMIZED = ("accuracy", "r2")  # monitored columns where higher is better
 INSTALL = "pip install 'graphnet[sweep]'"
 
 
-@dataclass
-class Trial:
-    """One combination of the grid with one seed: its number, values and validated spec."""
-
-    number: int
-    values: dict[str, Any]
-    seed: int
-    spec: Spec
-    row: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def name(self) -> str:
-        return f"trial-{self.number:03d}"
-
-
-def parse_grid(
-    grid: Mapping[str, Sequence[Any]] | Sequence[str], flag: str = "grid"
-) -> dict[str, list[Any]]:
-    """``KEY=V1,V2,...`` strings (each value read as a YAML scalar, as ``--set``) or a mapping
-    of key to values -> ``{key: [values]}``."""
-    from graphnet.specfile import _parse_override
-
-    if isinstance(grid, Mapping):
-        out = {str(k): list(v) for k, v in grid.items()}
-    else:
-        out = {}
-        for item in grid:
-            key, sep, text = item.partition("=")
-            if not sep or not key.strip() or not text.strip():
-                raise SpecError(f"{flag} takes KEY=V1,V2,..., e.g. train.optimizer.lr=0.01,0.1")
-            values = []
-            for part in text.split(","):
-                try:
-                    values.append(_parse_override(f"{key.strip()}={part}")[1])
-                except SpecError as error:
-                    raise SpecError(error.message.replace("--set", flag, 1)) from None
-            out[key.strip()] = values
-    for key, values in out.items():
-        if not values:
-            raise SpecError(f"{flag} {key}: no values")
-    if not out:
-        raise SpecError(f"{flag}: give at least one KEY=V1,V2,...")
-    return out
-
-
-def make_trials(
-    spec_path: str | Path,
-    grid: Mapping[str, list[Any]],
-    seeds: int,
-    sample: int | None,
-    plugins: Sequence[str],
-    names: Mapping[str, str],
-) -> list[Trial]:
-    """Every trial, each spec validated: the combinations (or ``sample`` of them, drawn with
-    the spec's seed) times ``seeds`` seeds (the spec's seed, and the ones after it)."""
-    from graphnet.api import load_spec
-
-    base = load_spec(spec_path, plugins=plugins)
-    if seeds < 1:
-        raise SpecError(f"{names['seeds']} must be at least 1")
-    combos = list(itertools.product(*grid.values()))
-    if sample is not None:
-        if sample < 1:
-            raise SpecError(f"{names['sample']} must be at least 1")
-        rng = np.random.default_rng(base.seed)
-        chosen = rng.choice(len(combos), size=min(sample, len(combos)), replace=False)
-        combos = [combos[i] for i in sorted(chosen)]
-    trials: list[Trial] = []
-    for combo in combos:
-        values = dict(zip(grid, combo, strict=True))
-        for k in range(seeds):
-            seed = base.seed + k
-            try:
-                spec = load_spec(spec_path, {**values, "seed": seed}, plugins)
-            except GraphnetError as error:
-                text = str(error).replace("--set ", f"{names['grid']} ")
-                raise SpecError(
-                    f"trial {len(trials) + 1} ({_describe(values, seed)}): {text}"
-                ) from None
-            trials.append(Trial(len(trials) + 1, values, seed, spec))
-    return trials
-
-
-def _describe(values: Mapping[str, Any], seed: int) -> str:
-    return ", ".join([*(f"{k}={v}" for k, v in values.items()), f"seed={seed}"])
+RESUMABLE = ("spec.yaml", "metrics.csv", "checkpoint.npz", "best.npz")  # what a resume reads
+POLL = 0.5  # seconds between the client's looks for checkpoints the workers sent
 
 
 def train_trial(
     spec_data: dict[str, Any],
     spec_file: str,
     plugins: Sequence[str],
+    plugin_files: Mapping[str, bytes],
     loaded: Mapping[str, Mapping[str, Any]],
     name: str,
     files: Mapping[str, bytes],
+    checkpoints: str | None = None,
 ) -> dict[str, Any]:
     """On a worker: train one trial in a temporary folder (continuing ``files``, a run folder's
-    files, when given) and return its status and its run folder's files as bytes."""
+    files, when given) and return its status and its run folder's files as bytes.
+
+    ``plugin_files`` are the ``--plugin`` files the client read (name -> source), written to a
+    folder of this worker's own; ``checkpoints`` names the ``distributed.Queue`` that receives
+    the files a resume needs after every checkpoint but the last, so an interrupted sweep keeps
+    them."""
     from graphnet import run
     from graphnet.api import graph_of
     from graphnet.errors import TrainingError
@@ -147,6 +71,18 @@ def train_trial(
 
     started = time.perf_counter()
     status, message = "done", ""
+    refs = [_local_plugin(ref, plugin_files) for ref in plugins]
+    queue: Any = None
+
+    def send(folder: Path, epoch: int) -> None:
+        nonlocal queue
+        if queue is None:
+            from distributed import Queue
+
+            queue = Queue(checkpoints)
+        sent = {f: (folder / f).read_bytes() for f in RESUMABLE if (folder / f).is_file()}
+        queue.put({"trial": name, "epoch": epoch, "files": sent})
+
     with tempfile.TemporaryDirectory(prefix="graphnet-sweep-") as tmp:
         folder = Path(tmp) / name
         if files:
@@ -156,8 +92,14 @@ def train_trial(
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                spec = graph_of(spec_data, Source(spec_file), plugins)
-                run.train(spec.spec, folder, resume=bool(files), loaded=loaded, draw=False)
+                spec = graph_of(spec_data, Source(spec_file), refs)
+                run.train(
+                    spec.spec,
+                    folder,
+                    resume=bool(files),
+                    loaded=loaded,
+                    on_checkpoint=send if checkpoints is not None else None,
+                )
         except TrainingError as error:
             status = "diverged" if "diverged" in error.message else "failed"
             message = str(error)
@@ -165,6 +107,9 @@ def train_trial(
             status, message = "failed", str(error)
         except Exception as error:
             status, message = "failed", f"{type(error).__name__}: {error}"
+        finally:
+            if queue is not None:
+                queue.close()
         out = {f: (folder / f).read_bytes() for f in RUN_FILES if (folder / f).is_file()}
     return {
         "status": status,
@@ -172,6 +117,31 @@ def train_trial(
         "files": out,
         "seconds": time.perf_counter() - started,
     }
+
+
+def _plugin_files(plugins: Sequence[str]) -> dict[str, bytes]:
+    """The ``--plugin`` files (not module names) as bytes, for workers that share no disk."""
+    from graphnet.registry import is_file_ref
+
+    return {ref: Path(ref).read_bytes() for ref in plugins if is_file_ref(ref)}
+
+
+def _local_plugin(ref: str, plugin_files: Mapping[str, bytes]) -> str:
+    """``ref`` on this worker: a sent plugin file is written once, to a folder named by its
+    contents (the same file gives the same path, so the registry of this process is reused)."""
+    if ref not in plugin_files:
+        return ref
+    import hashlib
+
+    source = plugin_files[ref]
+    folder = (
+        Path(tempfile.gettempdir()) / f"graphnet-plugin-{hashlib.sha256(source).hexdigest()[:16]}"
+    )
+    path = folder / Path(ref).name
+    if not path.is_file():
+        folder.mkdir(exist_ok=True)
+        write_atomic(path, source)
+    return str(path)
 
 
 def _client(workers: int | None, scheduler: str | None, names: Mapping[str, str]) -> Any:
@@ -229,7 +199,7 @@ def sweep(
         )
     assert base.name is not None
     out = Path(out_dir) if out_dir is not None else Path("runs") / f"{base.name}-sweep"
-    previous = _read_rows(out / SWEEP_CSV)
+    previous = read_rows(out / SWEEP_CSV)
     if previous and not resume:
         raise SpecError(
             f"{named['out_dir']}: the folder holds a sweep; choose another folder, or add "
@@ -239,9 +209,10 @@ def sweep(
     out.mkdir(parents=True, exist_ok=True)
     todo = []
     for trial in trials:
-        row = previous.get(trial.name)
-        if resume and row is not None and row["status"] in FINISHED:
-            trial.row = _row(trial, keys, column, out, row["status"], float(row["seconds"]))
+        before = previous.get(trial.name)
+        if resume and before is not None and before["status"] in FINISHED:
+            status, seconds = before["status"], float(before["seconds"])
+            trial.row = row(trial, keys, column, out, status, seconds)
         else:
             todo.append(trial)
     try:
@@ -257,8 +228,8 @@ def sweep(
             str(out),
         ) from None
     finally:
-        rows = [t.row or _row(t, keys, column, out, "interrupted", 0.0) for t in trials]
-        _write_rows(out / SWEEP_CSV, rows, keys)
+        rows = [t.row or row(t, keys, column, out, "interrupted", 0.0) for t in trials]
+        write_rows(out / SWEEP_CSV, rows, keys)
         from graphnet.plots import try_draw_sweep
 
         try_draw_sweep(out / "sweep.png", rows, list(keys), column)
@@ -280,37 +251,59 @@ def _run(
 ) -> None:
     if not todo:
         return
+    from distributed import Queue
+
     from graphnet.dataset import loaded_data
     from graphnet.instances import saved
+    from graphnet.registry import plugin_refs
 
+    refs = plugin_refs(plugins)
+    plugin_files = _plugin_files(refs)
     data: dict[str, Any] = {}  # one copy of each distinct data set
     for trial in todo:
         data.setdefault(_data_key(trial.spec), loaded_data(trial.spec))
     client = _client(workers, scheduler, names)
     try:
+        checkpoints = Queue(f"graphnet-sweep-{os.getpid()}-{time.monotonic_ns()}", client=client)
         scattered = {k: client.scatter([v], broadcast=True)[0] for k, v in data.items()}
         futures = {}
         for trial in todo:
-            folder = RunFolder(out / trial.name)
-            files = _resumable(folder)
             future = client.submit(
                 train_trial,
                 saved(trial.spec),
                 str(Path(spec_path).resolve()),
-                tuple(plugins),
+                refs,
+                plugin_files,
                 scattered[_data_key(trial.spec)],
                 trial.name,
-                files,
+                _resumable(RunFolder(out / trial.name)),
+                checkpoints.name,
                 key=f"graphnet-{trial.name}-{os.getpid()}-{time.monotonic_ns()}",
                 retries=1,
                 pure=False,
             )
             futures[future] = trial
+        progress_line = None
+        if progress:
+            keys_of_ours = {future.key for future in futures}
+
+            def running() -> int:  # trials a worker is training now (the others wait)
+                busy = client.processing()
+                threads = client.nthreads()  # a worker may hold more tasks than it runs
+                return sum(
+                    min(sum(key in keys_of_ours for key in keys), threads.get(worker, 1))
+                    for worker, keys in busy.items()
+                )
+
+            progress_line = _Progress(len(trials), len(trials) - len(todo), running)
         try:
-            _collect(client, futures, keys, column, out, progress, len(trials) - len(todo))
+            _collect(futures, checkpoints, keys, column, out, progress_line)
         except KeyboardInterrupt:
             client.cancel(list(futures))  # the trials still running; finished ones are written
+            _save_checkpoints(checkpoints, futures.values(), out)
             raise
+        finally:
+            checkpoints.close()
     finally:
         cluster = getattr(client, "cluster", None)
         client.close()
@@ -318,44 +311,85 @@ def _run(
             cluster.close()
 
 
+class _Progress:
+    """The client's progress lines on stderr: trials done, running and failed, and the ETA."""
+
+    def __init__(self, total: int, skipped: int, running: Callable[[], int]) -> None:
+        self.total, self.skipped, self.running = total, skipped, running
+        self.done = self.failed = 0
+        self.started = time.monotonic()
+
+    def report(self) -> None:
+        finished = self.done + self.failed
+        left = self.total - self.skipped - finished
+        running = min(self.running(), left) if left else 0
+        eta = ""
+        if finished and left:
+            seconds = (time.monotonic() - self.started) / finished * left
+            eta = f", about {_duration(seconds)} to go"
+        sys.stderr.write(
+            f"sweep: {self.done + self.skipped} done, {running} running, "
+            f"{left - running} waiting, {self.failed} failed (of {self.total}){eta}\n"
+        )
+
+
+def _duration(seconds: float) -> str:
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes}m{rest:02d}s" if minutes else f"{rest}s"
+
+
 def _collect(
-    client: Any,
     futures: Mapping[Any, Trial],
+    checkpoints: Any,
     keys: Mapping[str, list[Any]],
     column: str,
     out: Path,
-    progress: bool,
-    skipped: int,
+    progress: _Progress | None,
 ) -> None:
-    from distributed import as_completed
+    """Write each trial's folder as it finishes, and the checkpoints that unfinished trials
+    send in the meantime."""
+    from distributed import wait
 
-    done = failed = 0
-    report: Callable[[], None] = lambda: None  # noqa: E731
-    if progress:
+    if progress is not None:
+        progress.report()
+    pending = set(futures)
+    while pending:
+        try:  # back at the first trial that finishes, or after POLL seconds to save checkpoints
+            finished, pending = wait(pending, timeout=POLL, return_when="FIRST_COMPLETED")
+        except TimeoutError:
+            finished = set()
+        except Exception:  # some were cancelled by another client: their rows say failed
+            finished = {future for future in pending if future.status != "pending"}
+            pending -= finished
+        _save_checkpoints(checkpoints, futures.values(), out)
+        for future in finished:
+            trial = futures[future]
+            try:
+                result = future.result()
+            except Exception as error:  # a trial lost with its workers, or it could not run
+                result = {"status": "failed", "message": str(error), "files": {}, "seconds": 0.0}
+            _write_folder(out / trial.name, result["files"])
+            trial.row = row(trial, keys, column, out, result["status"], result["seconds"])
+            if progress is not None:
+                if result["status"] == "done":
+                    progress.done += 1
+                else:
+                    progress.failed += 1
+                    sys.stderr.write(
+                        f"sweep: {trial.name} {result['status']}: {result['message']}\n"
+                    )
+                progress.report()
 
-        def report() -> None:
-            running = len(futures) - done - failed
-            sys.stderr.write(
-                f"sweep: {done + skipped} done, {running} running, {failed} failed "
-                f"(of {len(futures) + skipped})\n"
-            )
 
-    report()
-    for future in as_completed(list(futures)):
-        trial = futures[future]
-        try:
-            result = future.result()
-        except Exception as error:  # a worker lost twice, or the task could not run
-            result = {"status": "failed", "message": str(error), "files": {}, "seconds": 0.0}
-        _write_folder(out / trial.name, result["files"])
-        trial.row = _row(trial, keys, column, out, result["status"], result["seconds"])
-        if result["status"] == "done":
-            done += 1
-        else:
-            failed += 1
-            if progress:
-                sys.stderr.write(f"sweep: {trial.name} {result['status']}: {result['message']}\n")
-        report()
+def _save_checkpoints(checkpoints: Any, trials: Iterable[Trial], out: Path) -> None:
+    """Write the checkpoints the workers sent into the folders of trials still running (the
+    newest epoch of each; a trial retried on another worker starts its epochs again)."""
+    running = {t.name: t for t in trials if not t.row}
+    for message in checkpoints.get(batch=True):
+        trial = running.get(message["trial"])
+        if trial is not None and message["epoch"] > trial.saved_epoch:
+            _write_folder(out / trial.name, message["files"])
+            trial.saved_epoch = message["epoch"]
 
 
 def _data_key(spec: Spec) -> str:
@@ -376,92 +410,3 @@ def _write_folder(path: Path, files: Mapping[str, bytes]) -> None:
     path.mkdir(parents=True, exist_ok=True)
     for name, data in files.items():
         write_atomic(path / name, data)
-    if "metrics.csv" in files:
-        from graphnet.plots import try_draw_run
-
-        try_draw_run(path)
-
-
-def _row(
-    trial: Trial,
-    keys: Mapping[str, list[Any]],
-    column: str,
-    out: Path,
-    status: str,
-    seconds: float,
-) -> dict[str, Any]:
-    """One row of ``sweep.csv``, read from the trial's run folder."""
-    folder = RunFolder(out / trial.name)
-    records = folder.read_metrics() if folder.file("metrics.csv").is_file() else []
-    last = records[-1] if records else {}
-    values = [(r[column], r["epoch"]) for r in records if not math.isnan(r.get(column, math.nan))]
-    pick = max if column.removeprefix("val_").endswith(MAXIMIZED) else min
-    best = pick(values, key=lambda v: v[0]) if values else (math.nan, "")
-    return {
-        "trial": trial.name,
-        **trial.values,
-        "seed": trial.seed,
-        "status": status,
-        "epochs": last.get("epoch", 0),
-        "loss": last.get("loss", math.nan),
-        "val_loss": last.get("val_loss", math.nan),
-        "monitor": column,
-        "best": best[0],
-        "best_epoch": best[1],
-        "seconds": round(seconds, 3),
-    }
-
-
-def _write_rows(path: Path, rows: Sequence[Mapping[str, Any]], keys: Mapping[str, Any]) -> None:
-    columns = ["trial", *keys, "seed", "status", "epochs", "loss", "val_loss"]
-    columns += ["monitor", "best", "best_epoch", "seconds"]
-    text = io.StringIO()
-    writer = csv.DictWriter(text, columns, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({c: _cell(row[c]) for c in columns})
-    write_atomic(path, text.getvalue().encode())
-
-
-def _cell(value: Any) -> Any:
-    if isinstance(value, float):
-        return "" if math.isnan(value) else repr(value)
-    return value
-
-
-def _read_rows(path: Path) -> dict[str, dict[str, str]]:
-    if not path.is_file():
-        return {}
-    with path.open(newline="") as f:
-        return {row["trial"]: row for row in csv.DictReader(f)}
-
-
-def ranked(rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> str:
-    """The trials as a table, best ``monitor`` first (trials without one last)."""
-    if not rows:
-        return ""
-    column = rows[0]["monitor"]
-    sign = -1 if column.removeprefix("val_").endswith(MAXIMIZED) else 1
-
-    def order(row: Mapping[str, Any]) -> tuple[bool, float]:
-        best = row["best"]
-        missing = not isinstance(best, float) or math.isnan(best)
-        return (missing, 0.0 if missing else sign * best)
-
-    header = ["trial", *keys, "seed", "status", f"best {column}", "epoch", "seconds"]
-    table = [header]
-    for row in sorted(rows, key=order):
-        best = row["best"]
-        table.append(
-            [
-                row["trial"],
-                *(str(row[k]) for k in keys),
-                str(row["seed"]),
-                row["status"],
-                "" if not isinstance(best, float) or math.isnan(best) else f"{best:.6g}",
-                str(row["best_epoch"]),
-                f"{row['seconds']:.1f}",
-            ]
-        )
-    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in table)

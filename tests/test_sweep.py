@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -192,7 +193,7 @@ def test_resume_skips_finished_trials(spec_file: Path, tmp_path: Path, local_clu
 
 def test_sample_draws_combinations_with_the_spec_seed(spec_file: Path) -> None:
     """``--sample N`` trains N of the combinations, the same ones every time."""
-    from graphnet.sweeps import make_trials, parse_grid
+    from graphnet.trials import make_trials, parse_grid
 
     names = {"grid": "--grid", "seeds": "--seeds", "sample": "--sample"}
     grid = parse_grid(["train.optimizer.lr=0.1,0.2,0.3", "nodes.hidden.units=2,4"])
@@ -251,7 +252,13 @@ def test_a_diverged_trial_is_a_row_and_the_sweep_goes_on(
     result = CliRunner().invoke(cli, [*args, "--scheduler", local_cluster])
     assert result.exit_code == 0, result.output
     assert [r["status"] for r in _rows(out)] == ["done", "diverged"]
-    assert result.output.index("trial-001") < result.output.index("trial-002")  # ranked
+    assert result.stdout.index("trial-001") < result.stdout.index("trial-002")  # ranked
+    progress = result.stderr.splitlines()  # trials done, running, waiting, failed; the ETA
+    assert re.fullmatch(
+        r"sweep: 0 done, (\d) running, (\d) waiting, 0 failed \(of 2\)", progress[0]
+    )
+    assert any(line.startswith("sweep: trial-002 diverged: ") for line in progress)
+    assert progress[-1] == "sweep: 1 done, 0 running, 0 waiting, 1 failed (of 2)"
 
 
 def test_ctrl_c_keeps_finished_trials_and_resume_finishes_the_sweep(
@@ -283,6 +290,150 @@ def test_ctrl_c_keeps_finished_trials_and_resume_finishes_the_sweep(
     assert result.exit_code == 0, result.output
     assert [r["status"] for r in _rows(out)] == ["done"] * 4
     _same_as_plain_runs(spec_file, out, tmp_path)
+
+
+def test_an_interrupted_trial_resumes_from_the_checkpoint_its_worker_sent(
+    tmp_path: Path, local_cluster: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers send each checkpoint to the client, which writes it into the trial's folder: a
+    Ctrl-C keeps the epochs done so far, and ``--resume`` continues from them (the rows of
+    metrics.csv up to the checkpoint are kept as they were, timings included) to the same bits
+    as an uninterrupted run."""
+    from graphnet import sweeps
+
+    spec = tmp_path / "long.yaml"
+    spec.write_text(SPEC.replace("epochs: 3", "epochs: 150\n  checkpoint_every: 0"))
+    written = sweeps._write_folder
+    kept: dict[str, str] = {}
+
+    def interrupted_after_a_checkpoint(path: Path, files: dict) -> None:
+        written(path, files)
+        if "results.json" not in files and not kept:  # a checkpoint of a trial still running
+            kept[path.name] = (path / "metrics.csv").read_text()
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(sweeps, "_write_folder", interrupted_after_a_checkpoint)
+    out = tmp_path / "sweep"
+    args = ["sweep", str(spec), "--grid", "train.optimizer.lr=0.1", "--seeds", "2"]
+    args += ["--out", str(out), "--scheduler", local_cluster]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 130, result.output
+    [(trial, metrics)] = kept.items()
+    row = next(r for r in _rows(out) if r["trial"] == trial)
+    epochs = len(metrics.splitlines()) - 1
+    assert row["status"] == "interrupted" and int(row["epochs"]) >= epochs > 0
+    metrics = (out / trial / "metrics.csv").read_text()  # the newest checkpoint's rows
+    assert (out / trial / "checkpoint.npz").is_file()
+
+    monkeypatch.setattr(sweeps, "_write_folder", written)
+    result = CliRunner().invoke(cli, [*args, "--resume"])
+    assert result.exit_code == 0, result.output
+    assert [r["status"] for r in _rows(out)] == ["done", "done"]
+    resumed = (out / trial / "metrics.csv").read_text()
+    assert resumed.startswith(metrics) and len(resumed.splitlines()) == 151  # continued
+    _same_as_plain_runs(spec, out, tmp_path)
+
+
+def test_a_worker_killed_mid_trial_is_retried_not_lost(tmp_path: Path) -> None:
+    """kill -9 of the worker process running a trial: the scheduler gives the trial to another
+    worker (the nanny starts a new process), and the sweep ends with every trial done, each the
+    same bits as a plain run."""
+    import signal
+    import threading
+
+    from distributed import Client, LocalCluster
+
+    from graphnet.sweeps import BLAS_ENV
+
+    spec = tmp_path / "long.yaml"
+    spec.write_text(SPEC.replace("epochs: 3", "epochs: 1500"))
+    out = tmp_path / "sweep"
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            env=dict(BLAS_ENV),
+            silence_logs=50,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        rows: list = []
+        sweeping = threading.Thread(
+            target=lambda: rows.extend(
+                graphnet.sweep(
+                    spec, GRID, seeds=2, scheduler=cluster.scheduler_address, out_dir=out
+                )
+            )
+        )
+        sweeping.start()
+        deadline = time.monotonic() + 60
+        victim = None
+        while victim is None and time.monotonic() < deadline:
+            busy = [w for w, keys in client.processing().items() if keys]
+            victim = busy[0] if busy else None
+            time.sleep(0.05)
+        assert victim is not None, "no trial started"
+        pids = client.run(os.getpid)
+        os.kill(pids[victim], signal.SIGKILL)  # a trial of 1,500 epochs takes seconds
+        sweeping.join(120)
+        assert not sweeping.is_alive()
+        assert pids[victim] not in client.run(os.getpid).values()  # a new process took over
+    assert [r["status"] for r in rows] == ["done"] * 4
+    _same_as_plain_runs(spec, out, tmp_path)
+
+
+PLUGIN = '''\
+import graphnet
+
+
+class Halve(graphnet.Layer):
+    """y = x / 2, a layer no worker has installed."""
+
+    type = "halve"
+
+    def forward(self, params, inputs, training):
+        return inputs[0] / 2, None
+
+    def backward(self, params, cache, grad):
+        return [grad / 2], {}
+
+
+@graphnet.hookimpl
+def graphnet_layers():
+    return [Halve]
+'''
+
+
+def test_a_plugin_file_is_sent_to_workers_that_share_no_disk(
+    tmp_path: Path, remote_scheduler: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--plugin file.py`` (a path relative to the client's folder, meaningless to the worker
+    in a folder of its own): the worker gets the file's source and trains with it; the trial is
+    the same bits as a plain run with the plugin."""
+    monkeypatch.chdir(tmp_path)
+    plugin = tmp_path / "halving.py"
+    plugin.write_text(PLUGIN)
+    spec = tmp_path / "halved.yaml"
+    spec.write_text(
+        SPEC.replace(
+            "  - {name: act, type: tanh, inputs: [hidden]}",
+            "  - {name: half, type: halve, inputs: [hidden]}\n"
+            "  - {name: act, type: tanh, inputs: [half]}",
+        )
+    )
+    out = tmp_path / "sweep"
+    args = ["--plugin", plugin.name, "sweep", str(spec), "--grid", "train.optimizer.lr=0.1,0.3"]
+    result = CliRunner().invoke(cli, [*args, "--out", str(out), "--scheduler", remote_scheduler])
+    assert result.exit_code == 0, result.output
+    assert [r["status"] for r in _rows(out)] == ["done", "done"]
+    for row in _rows(out):
+        plain = tmp_path / f"plain-{row['trial']}"
+        overrides = {"train.optimizer.lr": float(row["train.optimizer.lr"]), "seed": 0}
+        graphnet.train(graphnet.load_spec(spec, overrides, plugins=[str(plugin)]), plain)
+        a, b = np.load(plain / "weights.npz"), np.load(out / row["trial"] / "weights.npz")
+        assert all(a[k].tobytes() == b[k].tobytes() for k in a)
 
 
 def test_a_spec_with_blocks_sweeps_its_block_options(tmp_path: Path, local_cluster: str) -> None:
