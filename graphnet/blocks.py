@@ -198,9 +198,9 @@ def _check_block(block: Block, blocks: Mapping[str, Block], layer_types: set[str
         names.add(name)
         _options_used(node, options, block, ("nodes", j))
     output = body["output"]
-    if output not in names - set(inputs):
+    if not isinstance(output, str) or output not in names - set(inputs):
         raise SpecError(
-            f"output: block {block.name!r} has no node {excerpt(output)}"
+            f"block {block.name!r} has no node {excerpt(output)}"
             f"{suggest(str(output), names - set(inputs))}",
             block.where("output"),
         )

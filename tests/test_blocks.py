@@ -150,6 +150,13 @@ def test_a_block_spec_trains_like_its_hand_expanded_twin(tmp_path: Path) -> None
 
 
 BAD = [
+    (  # not a name at all (a list): still the block's line, not a crash
+        spec_text(
+            "  - {name: out, type: dense, inputs: [x], units: 1}\n",
+            RESIDUAL.replace("output: sum", "output: []"),
+        ),
+        "bad.yaml:12: blocks.residual.output: block 'residual' has no node []",
+    ),
     (  # a value inside a block names the block's line and the instance
         spec_text(
             "  - {name: body, type: residual, inputs: [x], repeat: 2, units: -3}\n"
