@@ -518,6 +518,10 @@ def draw_block_spec(data: st.DataObject) -> tuple[dict[str, Any], list[dict[str,
 
 
 def write_includes(target: Path, files: list[Any]) -> None:
+    """This example's included files, and none left by an earlier one (an example must not
+    depend on the ones before it)."""
+    for stale in target.glob("blocks-*.yaml"):
+        stale.unlink()
     for k, document in enumerate(files, start=1):
         (target / f"blocks-{k}.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
 
