@@ -32,6 +32,8 @@ class Snapshot:
     state: dict[str, Array]
     rng: Mapping[str, Any]
     extra: dict[str, Array] = field(default_factory=dict)  # saved under their own keys
+    live: bool = False  # the parameters and optimizer state are the live arrays, not copies
+    steps: int = 0  # optimizer steps applied when it was taken (a live one is good until the next)
 
 
 class Snapshots:
@@ -40,6 +42,7 @@ class Snapshots:
 
     def __init__(self) -> None:
         self._kept: tuple[Array, Array, dict[str, Array], dict[str, Array]] | None = None
+        self._buffers: Array | None = None
 
     def take(
         self,
@@ -47,14 +50,17 @@ class Snapshots:
         network: Network,
         state: dict[str, Array],
         rng: np.random.Generator,
-        copy: bool = True,
+        copy: str = "all",
         extra: dict[str, Array] | None = None,
     ) -> Snapshot:
-        """The state now (the live arrays themselves with ``copy=False``, to be written
-        before training goes on); ``extra``: more arrays to save under their own keys."""
+        """The state now. ``copy``: ``"all"`` copies every array; ``"none"`` gives the live
+        arrays themselves (to be written before training goes on); ``"buffers"`` copies only
+        the layers' buffers, which a forward pass updates, and gives the parameters, the
+        optimizer state and ``extra`` live: the state now until the next optimizer step.
+        ``extra``: more arrays to save under their own keys."""
         flat, buffers = network.params.flat, network.buffers.flat
         extra = extra or {}
-        if copy:
+        if copy == "all":
             kept = self._kept
             if kept is None or kept[2].keys() != state.keys() or kept[3].keys() != extra.keys():
                 kept = self._kept = (
@@ -69,7 +75,12 @@ class Snapshots:
                 for key, value in live.items():
                     np.copyto(copies[key], value)
             flat, buffers, state, extra = kept
-        return Snapshot(epoch, flat, buffers, state, rng.bit_generator.state, extra)
+        elif copy == "buffers" and buffers.size:
+            if self._buffers is None:
+                self._buffers = np.empty_like(buffers)
+            np.copyto(self._buffers, buffers)
+            buffers = self._buffers
+        return Snapshot(epoch, flat, buffers, state, rng.bit_generator.state, extra, copy != "all")
 
 
 def checkpoint_arrays(snapshot: Snapshot, network: Network) -> dict[str, Any]:

@@ -63,6 +63,9 @@ class Trainer:
         network.set_rng(self.train_rng)
         self.train_data, self.val_data = data.train, data.validation
         self.n_train = len(next(iter(self.train_data.values())))
+        self.batch_size = spec.train.batch_size or self.n_train
+        self.batches = -(-self.n_train // self.batch_size)  # optimizer steps per epoch
+        self.steps_taken = 0  # optimizer steps applied (or begun) so far
         section = spec.train.optimizer
         self.optimizer_caller = Caller(
             f"optimizer {section.type!r}", spec.where(("train", "optimizer")), section.package
@@ -108,10 +111,30 @@ class Trainer:
             values[slots[name]] = array[index]
         return values
 
-    def snapshot(self, epoch: int, copy: bool = True) -> Snapshot:
+    def snapshot(self, epoch: int, copy: str = "all") -> Snapshot:
         """The training state after ``epoch`` (see :meth:`Snapshots.take`)."""
         extra = self.early.arrays() if self.early is not None else None
         return self.snapshots.take(epoch, self.network, self.state, self.train_rng, copy, extra)
+
+    def rollback_point(self, epoch: int) -> Snapshot:
+        """The state after ``epoch``, to keep if the next epoch fails (see :meth:`kept`).
+
+        An epoch of several steps changes the parameters before it can fail, so they are
+        copied. An epoch of one step with no plugin to call after it (no validation split, no
+        metrics) changes them only by its step, once the loss and the signals are checked:
+        until then the live parameters and optimizer state are the state after ``epoch``, and
+        only the layers' buffers (which its forward pass updates) are copied."""
+        live = self.batches == 1 and not self.val_data and not self.meters.uses
+        rollback = self.snapshot(epoch, "buffers" if live else "all")
+        rollback.steps = self.steps_taken
+        return rollback
+
+    def kept(self, rollback: Snapshot) -> Snapshot | None:
+        """``rollback`` if it still holds the state it was taken of: a live one no longer does
+        once a step has been applied since (the run failed after an epoch's only step: a
+        parameter overflowed, a file could not be written; the folder keeps its last
+        checkpoint then)."""
+        return None if rollback.live and rollback.steps != self.steps_taken else rollback
 
     def set_lr(self, epoch: int) -> float:
         """The schedule's rate for ``epoch``, set on this trainer's optimizer."""
@@ -189,16 +212,15 @@ class Trainer:
     def run_epoch(self, epoch: int) -> dict[str, Any]:
         started = time.perf_counter()
         lr = self.set_lr(epoch) if self.schedule is not None else None
-        batch_size = self.spec.train.batch_size or self.n_train
-        shuffle = self.spec.train.shuffle and batch_size < self.n_train
-        order = self.train_rng.permutation(self.n_train) if shuffle else None
+        n, batch_size, batches = self.n_train, self.batch_size, self.batches
+        shuffle = self.spec.train.shuffle and batch_size < n
+        order = self.train_rng.permutation(n) if shuffle else None
         total = 0.0
         meters = self.meters
         metered = bool(meters.uses)
         if metered:
             meters.start()
         clip_norm = self.spec.train.clip_grad_norm
-        n = self.n_train
         step = self.optimizer.step
         params, grads, state = self.network.params, self.network.grads, self.state
         for batch, start in enumerate(range(0, n, batch_size)):
@@ -216,6 +238,7 @@ class Trainer:
             self.stop.check(epoch)
             if clip_norm is not None:
                 self.clip(clip_norm)
+            self.steps_taken += 1  # from here on the parameters may change
             if self.step_checked:
                 self.optimizer_caller.call("step", step, params, grads, state)
             else:
@@ -224,10 +247,10 @@ class Trainer:
             if metered:
                 meters.add(values, size)
             if self.on_batch is not None:
-                self.on_batch(epoch, batch + 1, -(-self.n_train // batch_size), loss)
-        record: dict[str, Any] = {"epoch": epoch, "loss": total / self.n_train}
+                self.on_batch(epoch, batch + 1, batches, loss)
+        record: dict[str, Any] = {"epoch": epoch, "loss": total / n}
         if metered:
-            record.update(meters.results(self.n_train, epoch))
+            record.update(meters.results(n, epoch))
         if self.val_data:
             record.update(self.evaluate(batch_size, epoch))
         if lr is not None:

@@ -488,3 +488,58 @@ train: {epochs: 50, batch_size: 4, optimizer: {type: sgd, lr: 1.0e+30}}
         {k.removeprefix("param/"): v for k, v in checkpoint.items() if k.startswith("param/")},
     )
     assert metrics_epochs(run) == list(range(1, kept + 1))
+
+
+def test_a_full_batch_run_that_diverges_keeps_its_last_finite_epoch(tmp_path: Path) -> None:
+    """With one step per epoch and no checkpoint written yet, a run whose loss overflows keeps
+    the epoch before, bit for bit the weights of a run that stopped there."""
+    run = tmp_path / "run"
+    result = invoke("run", SEED, "--set", "train.optimizer.lr=1e30", "--out", run, "-q")
+    assert result.exit_code == 1, result.output
+    kept = int(read_npz(run / "checkpoint.npz")["epoch"])
+    assert kept >= 2
+    assert f"the loss became inf in epoch {kept + 1}, batch 1" in result.stderr
+    assert f"the run folder keeps epoch {kept}" in result.stderr
+    straight = invoke(
+        "run", SEED, "--set", "train.optimizer.lr=1e30", "--set", f"train.epochs={kept}",
+        "--out", tmp_path / "straight", "-q",
+    )  # fmt: skip
+    assert straight.exit_code == 0, straight.output
+    assert_same_bits(read_npz(run / "weights.npz"), read_npz(tmp_path / "straight" / "weights.npz"))
+    assert_same_bits(
+        {k: v for k, v in read_npz(run / "checkpoint.npz").items() if k != "rng"},
+        {k: v for k, v in read_npz(tmp_path / "straight" / "checkpoint.npz").items() if k != "rng"},
+    )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "copied"),
+    [
+        ({}, False),  # full batch: the live parameters until the step
+        ({"train.batch_size": 100}, True),  # several steps change them before a failure
+        ({"data.validation": 0.2}, True),  # validation calls plugins after the step
+        ({"train.metrics": ["mae"]}, True),  # so do metrics
+    ],
+)
+def test_an_epoch_of_one_step_copies_no_parameters_to_roll_back_to(
+    overrides: dict[str, Any], copied: bool
+) -> None:
+    """The state a failed epoch falls back to is a copy of the parameters only where the epoch
+    changes them before it can fail; an epoch of one step keeps none (no model-sized copy per
+    epoch), and its live state stops counting once its step is applied."""
+    from graphnet.dataset import prepare, streams
+    from graphnet.stop import Stop
+    from graphnet.trainer import Trainer
+
+    spec = graphnet.load_spec(SEED, {"train.epochs": 1, **overrides})
+    rngs = streams(spec.seed)
+    network = graphnet.build(spec)
+    trainer = Trainer(spec, network, prepare(spec, rngs), rngs)
+    trainer.stop = Stop()
+    before = network.params.flat.copy()
+    rollback = trainer.rollback_point(0)
+    assert (rollback.flat is not network.params.flat) == copied
+    assert np.array_equal(rollback.flat, before)
+    with np.errstate(all="ignore"):
+        trainer.run_epoch(1)
+    assert (trainer.kept(rollback) is rollback) == copied
