@@ -71,7 +71,12 @@ class Network:
         self._plans: dict[tuple[str, ...], Plan] = {}
         self._train_plan = self.plan([ref for loss in graph.losses for ref in loss.inputs])
         self._train_plan.built()
-        self._loss_slots = [[self.slots[ref] for ref in loss.inputs] for loss in graph.losses]
+        self._loss_uses = [  # what a training step needs of each loss, in one tuple
+            (loss.weight, instance, caller, [self.slots[ref] for ref in loss.inputs])
+            for loss, instance, caller in zip(
+                graph.losses, self.loss_plugins, self._loss_callers, strict=True
+            )
+        ]
         self._hint_gradients()
         self.normalizer = Normalizer()
         """``data.normalize``: applied by :meth:`predict` to the inputs and undone on the outputs
@@ -182,9 +187,7 @@ class Network:
         self.run(self._train_plan, values, caches, training)
         total = 0.0
         loss_caches: list[Any] = []
-        for loss, instance, caller, slots in zip(
-            self.graph.losses, self.loss_plugins, self._loss_callers, self._loss_slots, strict=True
-        ):
+        for weight, instance, caller, slots in self._loss_uses:
             value, cache = caller.call("forward", instance.forward, [values[s] for s in slots])
             try:
                 value = float(value)
@@ -195,7 +198,7 @@ class Network:
                     "as the loss, not a number",
                 ) from None
             loss_caches.append(cache)
-            total += loss.weight * value
+            total += weight * value
         return total, loss_caches
 
     def train_step(self, values: list[Any]) -> float:
@@ -206,15 +209,9 @@ class Network:
         total, loss_caches = self.losses(values, True, caches)
         grads: list[Any] = [None] * len(values)
         n_inputs = self.n_inputs
-        for loss, instance, caller, slots, cache in zip(
-            self.graph.losses,
-            self.loss_plugins,
-            self._loss_callers,
-            self._loss_slots,
-            loss_caches,
-            strict=True,
+        for (weight, instance, caller, slots), cache in zip(
+            self._loss_uses, loss_caches, strict=True
         ):
-            weight = loss.weight
             loss_grads = caller.call("backward", instance.backward, cache)
             for slot, g in zip(slots, loss_grads, strict=False):
                 if g is not None and slot >= n_inputs and weight:

@@ -19,7 +19,7 @@ from typing import Any, overload
 
 import numpy as np
 
-from graphnet.checkpoint import Snapshot, checkpoint_arrays, differences, restore
+from graphnet.checkpoint import checkpoint_arrays, differences, restore
 from graphnet.dataset import prepare, streams
 from graphnet.early_stopping import PREFIX, EarlyStopping
 from graphnet.errors import GraphnetError, GraphnetWarning, Interrupted, SpecError
@@ -261,14 +261,16 @@ def _loop(
     pending: list[dict[str, Any]] = []
     last_write = time.monotonic()
     saved_epoch = first_epoch - 1  # the epoch whose state checkpoint.npz holds (0: none yet)
-    rollback: Snapshot | None = None
     with Stop() as trainer.stop, np.errstate(all="ignore"):  # non-finite values are caught
         try:
             for epoch in range(first_epoch, epochs + 1):
                 if early is not None and early.stopped:  # a resumed run that had stopped
                     break
                 # the state after the last complete epoch, unless checkpoint.npz holds it already
-                rollback = trainer.rollback_point(epoch - 1) if saved_epoch != epoch - 1 else None
+                if saved_epoch == epoch - 1:
+                    trainer.rollback.forget()
+                else:
+                    trainer.keep_rollback(epoch - 1)
                 trainer.stop.check(epoch)
                 record = trainer.run_epoch(epoch)
                 pending.append(record)
@@ -283,7 +285,7 @@ def _loop(
                     folder.append_metrics(trainer.columns, pending)  # rows first: see RunFolder
                     pending.clear()
                     _save_best(folder, early)
-                    now = trainer.snapshot(epoch, copy="none")
+                    now = trainer.snapshot(epoch, copy=False)
                     folder.write_checkpoint(checkpoint_arrays(now, network))
                     saved_epoch, last_write = epoch, time.monotonic()
                 elif len(pending) >= PENDING_ROWS:  # memory must not grow with the epochs
@@ -293,7 +295,7 @@ def _loop(
                     break
             _save_best(folder, early)  # a resumed run that had nothing left to do
         except Exception as error:  # whatever stopped the run, keep its complete epochs
-            snapshot = trainer.kept(rollback) if rollback else None
+            snapshot = trainer.fallback()
             arrays = checkpoint_arrays(snapshot, network) if snapshot else None
             kept = _keep_last_complete(folder, trainer.columns, pending, arrays, early)
             if isinstance(error, GraphnetError) and (kept or error.exit_code != 2):

@@ -18,7 +18,7 @@ import numpy as np
 
 from graphnet.base import Array, Optimizer, Schedule
 from graphnet.calls import Caller
-from graphnet.checkpoint import Snapshot, Snapshots
+from graphnet.checkpoint import Rollback, Snapshot, Snapshots
 from graphnet.dataset import Dataset
 from graphnet.early_stopping import EarlyStopping
 from graphnet.errors import GraphnetError, TrainingError
@@ -90,6 +90,9 @@ class Trainer:
             if spec.train.early_stopping is not None
             else None
         )
+        # an epoch of one step with no plugin to call after it keeps the live arrays to fall
+        # back to (see Rollback)
+        self.rollback = Rollback(self.batches == 1 and not self.val_data and not self.meters.uses)
 
     def _metrics(self) -> list[MetricUse]:
         uses = []
@@ -105,36 +108,35 @@ class Trainer:
         return uses
 
     def batch_values(self, arrays: Mapping[str, Array], index: Any) -> list[Any]:
+        """Slot values holding the batch ``index`` of ``arrays`` (all of them for ``None``)."""
         values: list[Any] = [None] * len(self.network.slots)
         slots = self.network.slots
         for name, array in arrays.items():
-            values[slots[name]] = array[index]
+            values[slots[name]] = array if index is None else array[index]
         return values
 
-    def snapshot(self, epoch: int, copy: str = "all") -> Snapshot:
+    def snapshot(self, epoch: int, copy: bool = True) -> Snapshot:
         """The training state after ``epoch`` (see :meth:`Snapshots.take`)."""
-        extra = self.early.arrays() if self.early is not None else None
-        return self.snapshots.take(epoch, self.network, self.state, self.train_rng, copy, extra)
+        return self.snapshots.take(
+            epoch, self.network, self.state, self.train_rng, copy, self._extra()
+        )
 
-    def rollback_point(self, epoch: int) -> Snapshot:
-        """The state after ``epoch``, to keep if the next epoch fails (see :meth:`kept`).
+    def keep_rollback(self, epoch: int) -> None:
+        """Keep the state after ``epoch``, to checkpoint if the next epoch fails (see
+        :class:`Rollback`)."""
+        extra = None if self.rollback.live else self._extra()
+        self.rollback.keep(epoch, self.network, self.state, self.train_rng, self.steps_taken, extra)
 
-        An epoch of several steps changes the parameters before it can fail, so they are
-        copied. An epoch of one step with no plugin to call after it (no validation split, no
-        metrics) changes them only by its step, once the loss and the signals are checked:
-        until then the live parameters and optimizer state are the state after ``epoch``, and
-        only the layers' buffers (which its forward pass updates) are copied."""
-        live = self.batches == 1 and not self.val_data and not self.meters.uses
-        rollback = self.snapshot(epoch, "buffers" if live else "all")
-        rollback.steps = self.steps_taken
-        return rollback
+    def fallback(self) -> Snapshot | None:
+        """After a failure: the state after the last complete epoch, if it was kept and still
+        holds (an epoch of one step that failed after its step leaves none)."""
+        return self.rollback.snapshot(
+            self.network, self.state, self.train_rng, self.steps_taken, self._extra()
+        )
 
-    def kept(self, rollback: Snapshot) -> Snapshot | None:
-        """``rollback`` if it still holds the state it was taken of: a live one no longer does
-        once a step has been applied since (the run failed after an epoch's only step: a
-        parameter overflowed, a file could not be written; the folder keeps its last
-        checkpoint then)."""
-        return None if rollback.live and rollback.steps != self.steps_taken else rollback
+    def _extra(self) -> dict[str, Array] | None:
+        """The arrays of the training features to checkpoint with the parameters."""
+        return self.early.arrays() if self.early is not None else None
 
     def set_lr(self, epoch: int) -> float:
         """The schedule's rate for ``epoch``, set on this trainer's optimizer."""
@@ -226,9 +228,11 @@ class Trainer:
         for batch, start in enumerate(range(0, n, batch_size)):
             end = min(start + batch_size, n)
             size = end - start
-            values = self.batch_values(
-                self.train_data, slice(start, end) if order is None else order[start:end]
-            )
+            if batches == 1:
+                index = None
+            else:
+                index = slice(start, end) if order is None else order[start:end]
+            values = self.batch_values(self.train_data, index)
             try:
                 loss = self.network.train_step(values)
             except GraphnetError as error:

@@ -151,11 +151,12 @@ def test_an_epoch_of_one_step_interrupted_before_its_step_keeps_the_buffers_befo
     trainer = Trainer(spec, network, prepare(spec, rngs), rngs)
     trainer.stop = Stop()
     params, buffers = network.params.flat.copy(), network.buffers.flat.copy()
-    rollback = trainer.rollback_point(0)
+    trainer.keep_rollback(0)
     trainer.stop.signal_number = signal.SIGINT  # as a Ctrl-C during the forward pass
     with pytest.raises(Interrupted):
         trainer.run_epoch(1)
     assert not np.array_equal(network.buffers.flat, buffers)  # the forward pass moved them
-    assert trainer.kept(rollback) is rollback
-    assert rollback.flat is network.params.flat and np.array_equal(rollback.flat, params)
-    assert np.array_equal(rollback.buffers, buffers)
+    fallback = trainer.fallback()
+    assert fallback is not None
+    assert fallback.flat is network.params.flat and np.array_equal(fallback.flat, params)
+    assert np.array_equal(fallback.buffers, buffers)
