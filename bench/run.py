@@ -5,7 +5,7 @@
 Each workload trains through graphnet's Python API and through its reference in
 bench/references.py, alternating in one process after a warm-up, from the same initial weights
 and data; the two must reach the same losses and weights. Training time is the wall time of
-graphnet's whole epoch loop less the files it writes (so whatever a run does per epoch counts)
+graphnet's whole epoch loop less its checkpoints (so whatever a run does per epoch counts)
 and the reference's own loop; W1, W3 and W4 train full-batch epochs, one step each, so that
 the per-epoch costs count as often as the steps; the table gives medians, the median
 of the per-round ratios graphnet / reference, graphnet's fixed cost outside the epochs (the data
@@ -104,22 +104,21 @@ def time_graphnet(
     loading the data and drawing loss.png.
 
     Training time is the wall time of the epoch loop, everything it does between and around
-    the epochs included (not only the epochs' own ``seconds``), less the files it writes
-    (metrics.csv rows, checkpoints, best.npz), which count as fixed cost."""
+    the epochs included (not only the epochs' own ``seconds``; metrics.csv's rows too), less
+    the checkpoints and best.npz it writes, which count as fixed cost."""
     import graphnet
 
     spent = _timed_calls(
         ("graphnet.run", "prepare"),
         ("graphnet.plots", "try_draw_run"),
         ("graphnet.run", "_loop"),
-        ("graphnet.runfolder", "RunFolder.append_metrics"),
         ("graphnet.runfolder", "RunFolder.write_checkpoint"),
         ("graphnet.runfolder", "RunFolder.write_best"),
     )
     started = time.perf_counter()
     history = graphnet.train(spec, out_dir=out, weights=init)
     total = time.perf_counter() - started
-    writing = spent["append_metrics"] + spent["write_checkpoint"] + spent["write_best"]
+    writing = spent["write_checkpoint"] + spent["write_best"]
     training = spent["_loop"] - writing
     weights = dict(np.load(out / "weights.npz"))
     loading, drawing = spent["prepare"], spent["try_draw_run"]
