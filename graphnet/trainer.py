@@ -65,6 +65,7 @@ class Trainer:
         self.n_train = len(next(iter(self.train_data.values())))
         self.batch_size = spec.train.batch_size or self.n_train
         self.batches = -(-self.n_train // self.batch_size)  # optimizer steps per epoch
+        self.whole_batch = self.batch_values(self.train_data, None)  # slot values, every sample
         self.steps_taken = 0  # optimizer steps applied (or begun) so far
         section = spec.train.optimizer
         self.optimizer_caller = Caller(
@@ -215,7 +216,7 @@ class Trainer:
         started = time.perf_counter()
         lr = self.set_lr(epoch) if self.schedule is not None else None
         n, batch_size, batches = self.n_train, self.batch_size, self.batches
-        shuffle = self.spec.train.shuffle and batch_size < n
+        shuffle = self.spec.train.shuffle and batches > 1
         order = self.train_rng.permutation(n) if shuffle else None
         total = 0.0
         meters = self.meters
@@ -228,11 +229,11 @@ class Trainer:
         for batch, start in enumerate(range(0, n, batch_size)):
             end = min(start + batch_size, n)
             size = end - start
-            if batches == 1:
-                index = None
+            if batches == 1:  # the whole training set: its arrays as they are
+                values = list(self.whole_batch)
             else:
                 index = slice(start, end) if order is None else order[start:end]
-            values = self.batch_values(self.train_data, index)
+                values = self.batch_values(self.train_data, index)
             try:
                 loss = self.network.train_step(values)
             except GraphnetError as error:
@@ -260,7 +261,8 @@ class Trainer:
         if lr is not None:
             record["lr"] = lr
         record["seconds"] = time.perf_counter() - started
-        record = {c: record[c] for c in self.columns}
+        if metered:  # in the columns' order (each val_<metric> beside its metric)
+            record = {c: record[c] for c in self.columns}
         if self.schedule is not None:
             self.history.append(record)
         return record
