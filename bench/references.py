@@ -147,21 +147,20 @@ def w2_mlp(
     return {k: v.copy() for k, v in p.items()}, [total / n], time.perf_counter() - started
 
 
-def w3_wide(data: Arrays, init: Arrays, batch: int = 512, lr: float = 0.01) -> Result:
-    """2048 -> 2048 relu -> 2048 relu -> 2048, MSE, plain SGD, sequential batches."""
+def w3_wide(data: Arrays, init: Arrays, epochs: int = 30, lr: float = 0.01) -> Result:
+    """2048 -> 2048 relu -> 2048 relu -> 2048, MSE, plain SGD, full-batch epochs."""
     X, Y = data["x"], data["y"]
     n, dtype = len(X), X.dtype
     names = ["h1/W", "h1/b", "h2/W", "h2/b", "out/W", "out/b"]
     flat, grad, p, g = _flat(init, names, dtype)
     W1, b1, W2, b2, W3, b3 = (p[k] for k in names)
     dW1, db1, dW2, db2, dW3, db3 = (g[k] for k in names)
-    A1, A2, P, dA = (np.empty((batch, 2048), dtype) for _ in range(4))
-    total = 0.0
+    A1, A2, P, dA = (np.empty((n, 2048), dtype) for _ in range(4))
+    flat_error = P.reshape(-1)
+    losses = []
     started = time.perf_counter()
-    for start in range(0, n, batch):
-        xb, yb = X[start : start + batch], Y[start : start + batch]
-        m = len(xb)
-        np.matmul(xb, W1, out=A1)
+    for _ in range(epochs):
+        np.matmul(X, W1, out=A1)
         A1 += b1
         np.maximum(A1, 0, out=A1)
         np.matmul(A1, W2, out=A2)
@@ -169,9 +168,8 @@ def w3_wide(data: Arrays, init: Arrays, batch: int = 512, lr: float = 0.01) -> R
         np.maximum(A2, 0, out=A2)
         np.matmul(A2, W3, out=P)
         P += b3
-        P -= yb  # P is now the error
-        flat_error = P.reshape(-1)
-        total += float(np.dot(flat_error, flat_error)) / P.size * m
+        P -= Y  # P is now the error
+        losses.append(float(np.dot(flat_error, flat_error)) / P.size)
         P *= dtype.type(2.0 / P.size)  # dO
         np.matmul(A2.T, P, out=dW3)
         np.sum(P, axis=0, out=db3)
@@ -181,17 +179,18 @@ def w3_wide(data: Arrays, init: Arrays, batch: int = 512, lr: float = 0.01) -> R
         np.sum(dA, axis=0, out=db2)
         np.matmul(dA, W2.T, out=A2)  # A2 is free again: reuse it for dA1
         A2 *= A1 > 0
-        np.matmul(xb.T, A2, out=dW1)
+        np.matmul(X.T, A2, out=dW1)
         np.sum(A2, axis=0, out=db1)
         grad *= lr
         flat -= grad
-    return {k: v.copy() for k, v in p.items()}, [total / n], time.perf_counter() - started
+    return {k: v.copy() for k, v in p.items()}, losses, time.perf_counter() - started
 
 
 def w4_deep(
-    data: Arrays, init: Arrays, blocks: int = 100, batch: int = 64, lr: float = 0.001
+    data: Arrays, init: Arrays, blocks: int = 100, epochs: int = 200, lr: float = 0.001
 ) -> Result:
-    """100 residual blocks h = h + relu(h·W + b), 32 features, MSE, plain SGD, sequential batches."""
+    """100 residual blocks h = h + relu(h·W + b), 32 features, MSE, plain SGD, full-batch
+    epochs."""
     X, Y = data["x"], data["y"]
     n, dtype = len(X), X.dtype
     names = [f"body.{k}.d/{p}" for k in range(1, blocks + 1) for p in ("W", "b")]
@@ -200,23 +199,22 @@ def w4_deep(
     b = [p[f"body.{k}.d/b"] for k in range(1, blocks + 1)]
     dW = [g[f"body.{k}.d/W"] for k in range(1, blocks + 1)]
     db = [g[f"body.{k}.d/b"] for k in range(1, blocks + 1)]
-    H = [np.empty((batch, 32), dtype) for _ in range(blocks + 1)]  # H[k]: input of block k+1
-    R = [np.empty((batch, 32), dtype) for _ in range(blocks)]  # relu outputs
-    dH = np.empty((batch, 32), dtype)
-    dR = np.empty((batch, 32), dtype)
-    back = np.empty((batch, 32), dtype)
-    total = 0.0
+    H = [X] + [np.empty((n, 32), dtype) for _ in range(blocks)]  # H[k]: input of block k+1
+    R = [np.empty((n, 32), dtype) for _ in range(blocks)]  # relu outputs
+    dH = np.empty((n, 32), dtype)
+    dR = np.empty((n, 32), dtype)
+    back = np.empty((n, 32), dtype)
+    flat_error = dH.reshape(-1)
+    losses = []
     started = time.perf_counter()
-    for start in range(0, n, batch):
-        H[0][...] = X[start : start + batch]
+    for _ in range(epochs):
         for k in range(blocks):
             np.matmul(H[k], W[k], out=R[k])
             R[k] += b[k]
             np.maximum(R[k], 0, out=R[k])
             np.add(H[k], R[k], out=H[k + 1])
-        np.subtract(H[blocks], Y[start : start + batch], out=dH)
-        flat_error = dH.reshape(-1)
-        total += float(np.dot(flat_error, flat_error)) / dH.size * batch
+        np.subtract(H[blocks], Y, out=dH)
+        losses.append(float(np.dot(flat_error, flat_error)) / dH.size)
         dH *= 2.0 / dH.size
         for k in range(blocks - 1, -1, -1):
             np.multiply(dH, R[k] > 0, out=dR)
@@ -226,7 +224,7 @@ def w4_deep(
             dH += back
         grad *= lr
         flat -= grad
-    return {k: v.copy() for k, v in p.items()}, [total / n], time.perf_counter() - started
+    return {k: v.copy() for k, v in p.items()}, losses, time.perf_counter() - started
 
 
 def _adam(

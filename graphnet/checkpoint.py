@@ -72,6 +72,82 @@ class Snapshots:
         return Snapshot(epoch, flat, buffers, state, rng.bit_generator.state, extra)
 
 
+class Rollback:
+    """The state after the last complete epoch, kept so that a run failing in the next epoch
+    can still checkpoint it.
+
+    An epoch of several steps changes the parameters before it can fail, so everything is
+    copied (:class:`Snapshots`). An epoch of one step with no plugin to call after it (``live``)
+    changes the parameters and the optimizer state only by its step, applied once the loss and
+    the signals are checked: until then the live arrays are the state kept, and only the
+    layers' buffers, which its forward pass updates, are copied. The training generator's
+    state is read at the start of such an epoch only while something draws from it: once two
+    epochs in a row have started from the same state, the last one read stands, and a failure
+    checks that it still does."""
+
+    def __init__(self, live: bool) -> None:
+        self.live = live
+        self.epoch: int | None = None  # the epoch kept; None: nothing (checkpoint.npz holds it)
+        self._snapshots = Snapshots()
+        self._copy: Snapshot | None = None
+        self._steps = 0  # the optimizer steps applied when the epoch was kept
+        self._buffers: Array | None = None
+        self._rng: Mapping[str, Any] | None = None  # the generator's state when last read
+        self._rng_moves = True  # whether it moved between the last two reads
+
+    def keep(
+        self,
+        epoch: int,
+        network: Network,
+        state: dict[str, Array],
+        rng: np.random.Generator,
+        steps: int,
+        extra: dict[str, Array] | None = None,
+    ) -> None:
+        """Keep the state now, after ``epoch`` (``steps`` optimizer steps applied so far)."""
+        self.epoch = epoch
+        if not self.live:
+            self._copy = self._snapshots.take(epoch, network, state, rng, True, extra)
+            return
+        self._steps = steps
+        buffers = network.buffers.flat
+        if buffers.size:
+            if self._buffers is None:
+                self._buffers = np.empty_like(buffers)
+            np.copyto(self._buffers, buffers)
+        if self._rng_moves:
+            now = rng.bit_generator.state
+            self._rng_moves = now != self._rng
+            self._rng = now
+
+    def forget(self) -> None:
+        """Keep nothing: checkpoint.npz holds the state after the last complete epoch."""
+        self.epoch = None
+
+    def snapshot(
+        self,
+        network: Network,
+        state: dict[str, Array],
+        rng: np.random.Generator,
+        steps: int,
+        extra: dict[str, Array] | None = None,
+    ) -> Snapshot | None:
+        """The state kept, if there is one and it still holds: a live one no longer does once
+        an optimizer step has been applied since (``steps`` so far), or once something has
+        drawn from the generator since its state was last read."""
+        if self.epoch is None:
+            return None
+        if not self.live:
+            return self._copy
+        if steps != self._steps:
+            return None
+        if not self._rng_moves and rng.bit_generator.state != self._rng:
+            return None
+        assert self._rng is not None
+        buffers = self._buffers if self._buffers is not None else network.buffers.flat
+        return Snapshot(self.epoch, network.params.flat, buffers, state, self._rng, extra or {})
+
+
 def checkpoint_arrays(snapshot: Snapshot, network: Network) -> dict[str, Any]:
     """A snapshot as the arrays of ``checkpoint.npz``: parameters and buffers as ``param/``."""
     arrays: dict[str, Any] = {}

@@ -1,5 +1,5 @@
 """Plans compiled to straight-line code: the same passes as :class:`graphnet.plan.Plan`'s
-step-by-step ones, without the loop.
+step-by-step ones, without the loop, and a network's whole training step in one function.
 
 Each node's methods, parameters and slots are bound as names of a generated function; only
 integers and generated names enter the source, every object is passed in through the
@@ -10,57 +10,118 @@ compare the bits.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from graphnet.errors import GraphnetError
-
-if TYPE_CHECKING:  # plan.py calls this module; only the type comes back
-    from graphnet.plan import Step
+from graphnet.plan import LossUse, Step, loss_value
 
 
 def generate(steps: list[Step], n_inputs: int) -> tuple[Any, Any]:
     """The forward (keeping caches) and backward passes of ``steps`` as generated functions."""
+    space = _namespace(steps)
+    forward = _forward_lines(steps, space)
+    backward = _backward_lines(steps, n_inputs, space)
+    return (
+        _function("forward_cached", "v, c, training", _guarded(forward, "forward"), space),
+        _function("backward", "v, c, g", _guarded(backward, "backward"), space),
+    )
+
+
+def generate_step(steps: list[Step], n_inputs: int, losses: Sequence[LossUse]) -> Any:
+    """A whole training step as one generated function of the slot values: the forward pass,
+    every loss and its gradients, and the backward pass, as ``Network.train_step`` runs them
+    step by step; it returns the weighted total loss."""
+    space = _namespace(steps)
+    space["value"] = loss_value
+    lines = ["    c = [None] * len(v)", "    g = [None] * len(v)"]
+    lines += _guarded(["        training = True", *_forward_lines(steps, space)], "forward")
+    lines += ["    total = 0.0"]
+    for j, (weight, instance, caller, slots) in enumerate(losses):
+        space[f"LF{j}"], space[f"LC{j}"] = instance.forward, caller
+        args = ", ".join(f"v[{s}]" for s in slots)
+        lines += [
+            "    try:",
+            f"        x, l{j} = LF{j}([{args}])",
+            "    except Exception as error:",
+            f"        raise LC{j}.failed('forward', error) from error",
+            f"    total += {weight!r} * value(LC{j}, x)",
+        ]
+    for j, (weight, instance, _, slots) in enumerate(losses):
+        space[f"LB{j}"], space[f"S{j}"] = instance.backward, slots
+        lines += [
+            "    try:",
+            f"        a = LB{j}(l{j})",
+            "    except Exception as error:",
+            f"        raise LC{j}.failed('backward', error) from error",
+        ]
+        if weight:  # the loss's gradients, weighted, summed into the nodes they reach
+            scaled = "x" if weight == 1.0 else f"x * {weight!r}"
+            lines += [
+                f"    for s, x in zip(S{j}, a):",
+                f"        if x is not None and s >= {n_inputs}:",
+                "            t = g[s]",
+                f"            g[s] = {scaled} if t is None else t + {scaled}",
+            ]
+    lines += _guarded(_backward_lines(steps, n_inputs, space), "backward")
+    lines += ["    return total"]
+    return _function("train_step", "v", lines, space)
+
+
+def _namespace(steps: list[Step]) -> dict[str, Any]:
+    """The names every generated function of ``steps`` starts from."""
 
     def fail(i: int, method: str, error: Exception) -> GraphnetError:
         return steps[i].caller.failed(method, error)
 
     space: dict[str, Any] = {"copyto": np.copyto, "fail": fail}
-    forward: list[str] = []
-    backward: list[str] = []
     for i, step in enumerate(steps):
         space[f"F{i}"], space[f"B{i}"], space[f"P{i}"] = (
             step.layer.forward,
             step.layer.backward,
             step.params,
         )
+    return space
+
+
+def _forward_lines(steps: list[Step], space: dict[str, Any]) -> list[str]:
+    """The lines of the forward pass, keeping every step's cache in ``c``."""
+    lines: list[str] = []
+    for i, step in enumerate(steps):
         args = ", ".join(f"v[{s}]" for s in step.in_slots)
-        forward += [
+        lines += [
             f"        i = {i}",
             f"        v[{step.slot}], c[{step.slot}] = F{i}(P{i}, [{args}], training)",
         ]
+    return lines
+
+
+def _backward_lines(steps: list[Step], n_inputs: int, space: dict[str, Any]) -> list[str]:
+    """The lines of the backward pass, last step first."""
+    lines: list[str] = []
     for i in reversed(range(len(steps))):
-        backward += _backward_step(i, steps[i], n_inputs, space)
+        lines += _backward_step(i, steps[i], n_inputs, space)
+    return lines
 
-    def function(name: str, method: str, signature: str, body: list[str]) -> Any:
-        source = "\n".join(
-            [
-                f"def {name}({signature}):",
-                "    i = 0",
-                "    try:",
-                *(body or ["        pass"]),
-                "    except Exception as error:",
-                f"        raise fail(i, {method!r}, error) from error",
-            ]
-        )
-        exec(compile(source, f"<graphnet {name} pass>", "exec"), space)
-        return space[name]
 
-    return (
-        function("forward_cached", "forward", "v, c, training", forward),
-        function("backward", "backward", "v, c, g", backward),
-    )
+def _guarded(body: list[str], method: str) -> list[str]:
+    """``body`` (lines that set ``i`` to the step they run) in a ``try`` that reports a
+    failure through step ``i``'s caller."""
+    return [
+        "    i = 0",
+        "    try:",
+        *(body or ["        pass"]),
+        "    except Exception as error:",
+        f"        raise fail(i, {method!r}, error) from error",
+    ]
+
+
+def _function(name: str, signature: str, body: list[str], space: dict[str, Any]) -> Any:
+    source = "\n".join([f"def {name}({signature}):", *body])
+    exec(compile(source, f"<graphnet {name} pass>", "exec"), space)
+    return space[name]
 
 
 def _backward_step(i: int, step: Step, n_inputs: int, space: dict[str, Any]) -> list[str]:

@@ -20,7 +20,7 @@ from graphnet.finite import non_finite
 from graphnet.graph import Graph, ancestors, build_graph
 from graphnet.normalize import PREFIX, Normalizer
 from graphnet.params import ParamDict, by_node, checked_weights, flat_views, initial_params
-from graphnet.plan import Plan, Step, check_gradients, check_output
+from graphnet.plan import Plan, Step, check_gradients, check_output, loss_value
 from graphnet.spec import Spec
 
 SPEC_DIR = "data/spec_dir"
@@ -69,9 +69,15 @@ class Network:
         self._node_grads = by_node(self.grads, graph)
         self.set_rng(np.random.default_rng(graph.spec.seed))
         self._plans: dict[tuple[str, ...], Plan] = {}
+        self._loss_uses = [  # what a training step needs of each loss, in one tuple
+            (loss.weight, instance, caller, [self.slots[ref] for ref in loss.inputs])
+            for loss, instance, caller in zip(
+                graph.losses, self.loss_plugins, self._loss_callers, strict=True
+            )
+        ]
         self._train_plan = self.plan([ref for loss in graph.losses for ref in loss.inputs])
+        self._train_plan.losses = self._loss_uses
         self._train_plan.built()
-        self._loss_slots = [[self.slots[ref] for ref in loss.inputs] for loss in graph.losses]
         self._hint_gradients()
         self.normalizer = Normalizer()
         """``data.normalize``: applied by :meth:`predict` to the inputs and undone on the outputs
@@ -182,39 +188,28 @@ class Network:
         self.run(self._train_plan, values, caches, training)
         total = 0.0
         loss_caches: list[Any] = []
-        for loss, instance, caller, slots in zip(
-            self.graph.losses, self.loss_plugins, self._loss_callers, self._loss_slots, strict=True
-        ):
+        for weight, instance, caller, slots in self._loss_uses:
             value, cache = caller.call("forward", instance.forward, [values[s] for s in slots])
-            try:
-                value = float(value)
-            except (TypeError, ValueError):
-                raise caller.wrong(
-                    "forward",
-                    f"returned {type(value).__name__} {list(getattr(value, 'shape', ()))} "
-                    "as the loss, not a number",
-                ) from None
             loss_caches.append(cache)
-            total += loss.weight * value
+            total += weight * loss_value(caller, value)
         return total, loss_caches
 
     def train_step(self, values: list[Any]) -> float:
         """Forward, every loss, and backward: the weighted total loss, whose parameter
-        gradients are written into ``self.grads`` (overwritten by the next step)."""
+        gradients are written into ``self.grads`` (overwritten by the next step).
+
+        Once the plan is compiled and its first pass has checked every plugin, the whole step
+        runs as one generated function (:meth:`Plan.compile`)."""
         plan = self._train_plan
+        if plan.compiled and plan.checked:
+            return plan.train_step(values)
         caches: list[Any] = [None] * len(values)
         total, loss_caches = self.losses(values, True, caches)
         grads: list[Any] = [None] * len(values)
         n_inputs = self.n_inputs
-        for loss, instance, caller, slots, cache in zip(
-            self.graph.losses,
-            self.loss_plugins,
-            self._loss_callers,
-            self._loss_slots,
-            loss_caches,
-            strict=True,
+        for (weight, instance, caller, slots), cache in zip(
+            self._loss_uses, loss_caches, strict=True
         ):
-            weight = loss.weight
             loss_grads = caller.call("backward", instance.backward, cache)
             for slot, g in zip(slots, loss_grads, strict=False):
                 if g is not None and slot >= n_inputs and weight:

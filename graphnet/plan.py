@@ -11,12 +11,12 @@ graph inputs, which take no gradient. Gradients are summed where a node feeds se
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from graphnet.base import Array, Layer
+from graphnet.base import Array, Layer, Loss
 from graphnet.calls import Caller
 
 # Compiling a plan to straight-line code costs about a tenth of a millisecond per node and saves
@@ -41,6 +41,7 @@ class Step:
 
 
 Check = Callable[..., None]
+LossUse = tuple[float, Loss, Caller, list[int]]  # a loss's weight, instance, caller, input slots
 
 
 @dataclass
@@ -53,17 +54,22 @@ class Plan:
     checked: bool = False  # the first backward pass checked every gradient
     forward_checked: bool = False  # the first forward pass checked every output
     uses: int = 0  # training steps run through this plan
+    losses: list[LossUse] = field(default_factory=list)  # a training plan's losses
 
     def __post_init__(self) -> None:
         self.forward_cached: Any = self.loop_forward
         self.backward: Any = self.loop_backward
+        self.train_step: Any = None
         self.compiled = False
 
     def compile(self) -> None:
-        """Switch to passes compiled to straight-line code."""
-        from graphnet.compiled import generate
+        """Switch to passes compiled to straight-line code; a training plan also gets its
+        whole step (forward, losses, backward) as one function, ``train_step``."""
+        from graphnet.compiled import generate, generate_step
 
         self.forward_cached, self.backward = generate(self.steps, self.n_inputs)
+        if self.losses:
+            self.train_step = generate_step(self.steps, self.n_inputs, self.losses)
         self.compiled = True
 
     def built(self) -> None:
@@ -185,3 +191,16 @@ def check_gradients(dtype: np.dtype[Any], values: list[Any]) -> Check:
                 )
 
     return check
+
+
+def loss_value(caller: Caller, value: Any) -> float:
+    """What a loss's forward returned as its value, as a float; anything else is the loss's
+    fault."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise caller.wrong(
+            "forward",
+            f"returned {type(value).__name__} {list(getattr(value, 'shape', ()))} "
+            "as the loss, not a number",
+        ) from None

@@ -19,7 +19,7 @@ from typing import Any, overload
 
 import numpy as np
 
-from graphnet.checkpoint import Snapshot, checkpoint_arrays, differences, restore
+from graphnet.checkpoint import checkpoint_arrays, differences, restore
 from graphnet.dataset import prepare, streams
 from graphnet.early_stopping import PREFIX, EarlyStopping
 from graphnet.errors import GraphnetError, GraphnetWarning, Interrupted, SpecError
@@ -274,14 +274,16 @@ def _loop(
     pending: list[dict[str, Any]] = []
     last_write = time.monotonic()
     saved_epoch = first_epoch - 1  # the epoch whose state checkpoint.npz holds (0: none yet)
-    snapshot: Snapshot | None = None
     with Stop() as trainer.stop, np.errstate(all="ignore"):  # non-finite values are caught
         try:
             for epoch in range(first_epoch, epochs + 1):
                 if early is not None and early.stopped:  # a resumed run that had stopped
                     break
                 # the state after the last complete epoch, unless checkpoint.npz holds it already
-                snapshot = trainer.snapshot(epoch - 1) if saved_epoch != epoch - 1 else None
+                if saved_epoch == epoch - 1:
+                    trainer.rollback.forget()
+                else:
+                    trainer.keep_rollback(epoch - 1)
                 trainer.stop.check(epoch)
                 record = trainer.run_epoch(epoch)
                 pending.append(record)
@@ -308,6 +310,7 @@ def _loop(
                     break
             _save_best(folder, early)  # a resumed run that had nothing left to do
         except Exception as error:  # whatever stopped the run, keep its complete epochs
+            snapshot = trainer.fallback()
             arrays = checkpoint_arrays(snapshot, network) if snapshot else None
             kept = _keep_last_complete(folder, trainer.columns, pending, arrays, early)
             if isinstance(error, GraphnetError) and (kept or error.exit_code != 2):

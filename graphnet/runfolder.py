@@ -253,10 +253,16 @@ def _finite(value: Any) -> Any:
 
 
 def _csv_rows(columns: Sequence[str], rows: Sequence[Mapping[str, Any]], header: bool) -> str:
+    """The lines of ``rows``, numbers all (floats in full precision, by ``repr``): no value
+    needs quoting, so a row is its values joined by commas; the header is quoted as needed."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
     if header:
-        writer.writerow(columns)
-    for row in rows:
-        writer.writerow([repr(row[c]) if isinstance(row[c], float) else row[c] for c in columns])
+        csv.writer(buffer, lineterminator="\n").writerow(columns)
+    buffer.writelines(
+        ",".join(
+            [repr(v) if isinstance(v, float) else str(v) for v in map(row.__getitem__, columns)]
+        )
+        + "\n"
+        for row in rows
+    )
     return buffer.getvalue()

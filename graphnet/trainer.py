@@ -18,7 +18,7 @@ import numpy as np
 
 from graphnet.base import Array, Optimizer, Schedule
 from graphnet.calls import Caller
-from graphnet.checkpoint import Snapshot, Snapshots
+from graphnet.checkpoint import Rollback, Snapshot, Snapshots
 from graphnet.dataset import Dataset
 from graphnet.early_stopping import EarlyStopping
 from graphnet.errors import GraphnetError, TrainingError
@@ -63,6 +63,10 @@ class Trainer:
         network.set_rng(self.train_rng)
         self.train_data, self.val_data = data.train, data.validation
         self.n_train = len(next(iter(self.train_data.values())))
+        self.batch_size = spec.train.batch_size or self.n_train
+        self.batches = -(-self.n_train // self.batch_size)  # optimizer steps per epoch
+        self.whole_batch = self.batch_values(self.train_data, None)  # slot values, every sample
+        self.steps_taken = 0  # optimizer steps applied (or begun) so far
         section = spec.train.optimizer
         self.optimizer_caller = Caller(
             f"optimizer {section.type!r}", spec.where(("train", "optimizer")), section.package
@@ -87,6 +91,9 @@ class Trainer:
             if spec.train.early_stopping is not None
             else None
         )
+        # an epoch of one step with no plugin to call after it keeps the live arrays to fall
+        # back to (see Rollback)
+        self.rollback = Rollback(self.batches == 1 and not self.val_data and not self.meters.uses)
 
     def _metrics(self) -> list[MetricUse]:
         uses = []
@@ -102,16 +109,35 @@ class Trainer:
         return uses
 
     def batch_values(self, arrays: Mapping[str, Array], index: Any) -> list[Any]:
+        """Slot values holding the batch ``index`` of ``arrays`` (all of them for ``None``)."""
         values: list[Any] = [None] * len(self.network.slots)
         slots = self.network.slots
         for name, array in arrays.items():
-            values[slots[name]] = array[index]
+            values[slots[name]] = array if index is None else array[index]
         return values
 
     def snapshot(self, epoch: int, copy: bool = True) -> Snapshot:
         """The training state after ``epoch`` (see :meth:`Snapshots.take`)."""
-        extra = self.early.arrays() if self.early is not None else None
-        return self.snapshots.take(epoch, self.network, self.state, self.train_rng, copy, extra)
+        return self.snapshots.take(
+            epoch, self.network, self.state, self.train_rng, copy, self._extra()
+        )
+
+    def keep_rollback(self, epoch: int) -> None:
+        """Keep the state after ``epoch``, to checkpoint if the next epoch fails (see
+        :class:`Rollback`)."""
+        extra = None if self.rollback.live else self._extra()
+        self.rollback.keep(epoch, self.network, self.state, self.train_rng, self.steps_taken, extra)
+
+    def fallback(self) -> Snapshot | None:
+        """After a failure: the state after the last complete epoch, if it was kept and still
+        holds (an epoch of one step that failed after its step leaves none)."""
+        return self.rollback.snapshot(
+            self.network, self.state, self.train_rng, self.steps_taken, self._extra()
+        )
+
+    def _extra(self) -> dict[str, Array] | None:
+        """The arrays of the training features to checkpoint with the parameters."""
+        return self.early.arrays() if self.early is not None else None
 
     def set_lr(self, epoch: int) -> float:
         """The schedule's rate for ``epoch``, set on this trainer's optimizer."""
@@ -189,24 +215,25 @@ class Trainer:
     def run_epoch(self, epoch: int) -> dict[str, Any]:
         started = time.perf_counter()
         lr = self.set_lr(epoch) if self.schedule is not None else None
-        batch_size = self.spec.train.batch_size or self.n_train
-        shuffle = self.spec.train.shuffle and batch_size < self.n_train
-        order = self.train_rng.permutation(self.n_train) if shuffle else None
+        n, batch_size, batches = self.n_train, self.batch_size, self.batches
+        shuffle = self.spec.train.shuffle and batches > 1
+        order = self.train_rng.permutation(n) if shuffle else None
         total = 0.0
         meters = self.meters
         metered = bool(meters.uses)
         if metered:
             meters.start()
         clip_norm = self.spec.train.clip_grad_norm
-        n = self.n_train
         step = self.optimizer.step
         params, grads, state = self.network.params, self.network.grads, self.state
         for batch, start in enumerate(range(0, n, batch_size)):
             end = min(start + batch_size, n)
             size = end - start
-            values = self.batch_values(
-                self.train_data, slice(start, end) if order is None else order[start:end]
-            )
+            if batches == 1:  # the whole training set: its arrays as they are
+                values = list(self.whole_batch)
+            else:
+                index = slice(start, end) if order is None else order[start:end]
+                values = self.batch_values(self.train_data, index)
             try:
                 loss = self.network.train_step(values)
             except GraphnetError as error:
@@ -216,6 +243,7 @@ class Trainer:
             self.stop.check(epoch)
             if clip_norm is not None:
                 self.clip(clip_norm)
+            self.steps_taken += 1  # from here on the parameters may change
             if self.step_checked:
                 self.optimizer_caller.call("step", step, params, grads, state)
             else:
@@ -224,16 +252,17 @@ class Trainer:
             if metered:
                 meters.add(values, size)
             if self.on_batch is not None:
-                self.on_batch(epoch, batch + 1, -(-self.n_train // batch_size), loss)
-        record: dict[str, Any] = {"epoch": epoch, "loss": total / self.n_train}
+                self.on_batch(epoch, batch + 1, batches, loss)
+        record: dict[str, Any] = {"epoch": epoch, "loss": total / n}
         if metered:
-            record.update(meters.results(self.n_train, epoch))
+            record.update(meters.results(n, epoch))
         if self.val_data:
             record.update(self.evaluate(batch_size, epoch))
         if lr is not None:
             record["lr"] = lr
         record["seconds"] = time.perf_counter() - started
-        record = {c: record[c] for c in self.columns}
+        if metered:  # in the columns' order (each val_<metric> beside its metric)
+            record = {c: record[c] for c in self.columns}
         if self.schedule is not None:
             self.history.append(record)
         return record

@@ -128,3 +128,35 @@ def test_gradcheck_passes_on_conv_batchnorm_and_pooling(tmp_path):
     result = CliRunner().invoke(cli, ["gradcheck", str(write(tmp_path))])
     assert result.exit_code == 0, result.output
     assert "norm" in result.output and "ok: the gradients of" in result.output
+
+
+def test_an_epoch_of_one_step_interrupted_before_its_step_keeps_the_buffers_before_it(tmp_path):
+    """An epoch of one step keeps no copy of its parameters to fall back to (they change only
+    by its step), but its forward pass moves the running statistics first: the state it falls
+    back to holds them as they were."""
+    import signal
+
+    import pytest
+
+    from graphnet.dataset import prepare, streams
+    from graphnet.errors import Interrupted
+    from graphnet.stop import Stop
+    from graphnet.trainer import Trainer
+
+    single = {**SPEC, "data": {**SPEC["data"], "validation": 0}}
+    single["train"] = {**SPEC["train"], "batch_size": None}
+    spec = graphnet.load_spec(write(tmp_path, single))
+    rngs = streams(spec.seed)
+    network = graphnet.build(spec)
+    trainer = Trainer(spec, network, prepare(spec, rngs), rngs)
+    trainer.stop = Stop()
+    params, buffers = network.params.flat.copy(), network.buffers.flat.copy()
+    trainer.keep_rollback(0)
+    trainer.stop.signal_number = signal.SIGINT  # as a Ctrl-C during the forward pass
+    with pytest.raises(Interrupted):
+        trainer.run_epoch(1)
+    assert not np.array_equal(network.buffers.flat, buffers)  # the forward pass moved them
+    fallback = trainer.fallback()
+    assert fallback is not None
+    assert fallback.flat is network.params.flat and np.array_equal(fallback.flat, params)
+    assert np.array_equal(fallback.buffers, buffers)

@@ -547,6 +547,32 @@ def test_compiled_passes_name_the_failing_node(tmp_path, monkeypatch):
     assert "spec.yaml:" in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("method", "broken", "message"),
+    [
+        ("forward", lambda inputs: 1 / 0, r"forward failed: ZeroDivisionError"),
+        ("forward", lambda inputs: (np.ones(2), None), r"forward returned ndarray \[2\] as the"),
+        ("backward", lambda cache: {}[0], r"backward failed: KeyError: 0"),
+    ],
+)
+def test_the_generated_training_step_names_a_failing_loss(
+    tmp_path: Path, method: str, broken: Any, message: str
+) -> None:
+    """Once its first step has checked every plugin, a network trains by one generated function
+    per step (forward, losses, backward); a loss failing in it is named as before."""
+    network = graphnet.build(graphnet.load_spec(write_spec(tmp_path, RESIDUAL)))
+    rng = np.random.default_rng(2)
+    arrays = {"x": rng.standard_normal((5, 3)), "y": rng.standard_normal((5, 2))}
+    network.train_step(slot_values(network, arrays))
+    assert train_plan(network).train_step is not None
+    plan = train_plan(network)
+    setattr(network.loss_plugins[0], method, broken)
+    plan.compile()  # binds the broken method
+    with pytest.raises(graphnet.GraphnetError, match=message) as caught:
+        network.train_step(slot_values(network, arrays))
+    assert "loss 'mse'" in str(caught.value)
+
+
 def test_two_networks_of_one_spec_share_no_plugin_state(tmp_path):
     """Each network owns its layer and loss instances: training one never writes into the
     other's gradients (the engine's hints point every layer at its own network's buffers)."""

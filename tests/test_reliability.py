@@ -488,3 +488,98 @@ train: {epochs: 50, batch_size: 4, optimizer: {type: sgd, lr: 1.0e+30}}
         {k.removeprefix("param/"): v for k, v in checkpoint.items() if k.startswith("param/")},
     )
     assert metrics_epochs(run) == list(range(1, kept + 1))
+
+
+def test_a_full_batch_run_that_diverges_keeps_its_last_finite_epoch(tmp_path: Path) -> None:
+    """With one step per epoch and no checkpoint written yet, a run whose loss overflows keeps
+    the epoch before, bit for bit the weights of a run that stopped there."""
+    run = tmp_path / "run"
+    result = invoke("run", SEED, "--set", "train.optimizer.lr=1e30", "--out", run, "-q")
+    assert result.exit_code == 1, result.output
+    kept = int(read_npz(run / "checkpoint.npz")["epoch"])
+    assert kept >= 2
+    assert f"the loss became inf in epoch {kept + 1}, batch 1" in result.stderr
+    assert f"the run folder keeps epoch {kept}" in result.stderr
+    straight = invoke(
+        "run", SEED, "--set", "train.optimizer.lr=1e30", "--set", f"train.epochs={kept}",
+        "--out", tmp_path / "straight", "-q",
+    )  # fmt: skip
+    assert straight.exit_code == 0, straight.output
+    assert_same_bits(read_npz(run / "weights.npz"), read_npz(tmp_path / "straight" / "weights.npz"))
+    assert_same_bits(
+        read_npz(run / "checkpoint.npz"), read_npz(tmp_path / "straight" / "checkpoint.npz")
+    )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "copied"),
+    [
+        ({}, False),  # full batch: the live parameters until the step
+        ({"train.batch_size": 100}, True),  # several steps change them before a failure
+        ({"data.validation": 0.2}, True),  # validation calls plugins after the step
+        ({"train.metrics": ["mae"]}, True),  # so do metrics
+    ],
+)
+def test_an_epoch_of_one_step_copies_no_parameters_to_fall_back_to(
+    overrides: dict[str, Any], copied: bool
+) -> None:
+    """The state a failed epoch falls back to is a copy of the parameters only where the epoch
+    changes them before it can fail; an epoch of one step keeps none (no model-sized copy per
+    epoch), and its live state stops counting once its step is applied."""
+    trainer = seed_trainer(overrides)
+    network = trainer.network
+    before = network.params.flat.copy()
+    trainer.keep_rollback(0)
+    fallback = trainer.fallback()
+    assert fallback is not None
+    assert (fallback.flat is not network.params.flat) == copied
+    assert np.array_equal(fallback.flat, before)
+    with np.errstate(all="ignore"):
+        trainer.run_epoch(1)
+    assert (trainer.fallback() is not None) == copied
+
+
+def test_the_generator_state_to_fall_back_to_is_read_while_something_draws(
+    tmp_path: Path,
+) -> None:
+    """In epochs of one step, the training generator's state kept to fall back to is the one
+    each epoch started from: read every epoch while something draws (dropout), and once it
+    stands still, taken as it was, unless something draws again (then nothing is kept)."""
+    dropout = {"name": "drop", "type": "dropout", "inputs": ["act"], "rate": 0.3}
+    spec = tmp_path / "dropout.yaml"
+    document = yaml.safe_load(SEED.read_text(encoding="utf-8"))
+    document["nodes"] = [
+        *document["nodes"][:2],
+        dropout,
+        {**document["nodes"][2], "inputs": ["drop"]},
+    ]
+    spec.write_text(yaml.safe_dump(document), encoding="utf-8")
+    for path, draws in ((spec, True), (SEED, False)):
+        trainer = seed_trainer({}, path)
+        for epoch in range(1, 5):
+            trainer.keep_rollback(epoch - 1)
+            started = trainer.train_rng.bit_generator.state
+            trainer.stop.signal_number = signal.SIGINT  # stops the epoch before its step
+            with pytest.raises(graphnet.GraphnetError):
+                trainer.run_epoch(epoch)
+            trainer.stop.signal_number = 0
+            assert (trainer.train_rng.bit_generator.state != started) == draws
+            fallback = trainer.fallback()
+            assert fallback is not None and fallback.rng == started
+            trainer.run_epoch(epoch)
+    trainer.keep_rollback(4)
+    trainer.train_rng.random()  # a draw after the state stood still for epochs
+    assert trainer.fallback() is None
+
+
+def seed_trainer(overrides: dict[str, Any], path: Path = SEED) -> Any:
+    """A trainer of ``path`` for one epoch, with its signal handler, outside any run."""
+    from graphnet.dataset import prepare, streams
+    from graphnet.stop import Stop
+    from graphnet.trainer import Trainer
+
+    spec = graphnet.load_spec(path, {"train.epochs": 1, **overrides})
+    rngs = streams(spec.seed)
+    trainer = Trainer(spec, graphnet.build(spec), prepare(spec, rngs), rngs)
+    trainer.stop = Stop()
+    return trainer
