@@ -13,13 +13,14 @@ import os
 import signal
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from graphnet.errors import GraphnetError, Interrupted, SpecError
+from graphnet.errors import GraphnetError, GraphnetWarning, Interrupted, SpecError
 from graphnet.files import write_atomic
 from graphnet.runfolder import RESULTS, RUN_FILES, RunFolder
 from graphnet.spec import Spec
@@ -215,9 +216,20 @@ def sweep(
             trial.row = row(trial, keys, column, out, status, seconds)
         else:
             todo.append(trial)
+    closing: list[threading.Thread] = []  # the cluster closes while the table is written
     try:
         _run(
-            trials, todo, keys, column, out, spec_path, workers, scheduler, plugins, progress, named
+            trials,
+            todo,
+            keys,
+            column,
+            out,
+            spec_path,
+            (workers, scheduler),
+            plugins,
+            progress,
+            named,
+            closing,
         )
     except KeyboardInterrupt:
         kept = sum(t.row.get("status") in FINISHED for t in trials)
@@ -233,6 +245,8 @@ def sweep(
         from graphnet.plots import try_draw_sweep
 
         try_draw_sweep(out / "sweep.png", rows, list(keys), column)
+        for thread in closing:
+            thread.join()
     return rows
 
 
@@ -243,12 +257,15 @@ def _run(
     column: str,
     out: Path,
     spec_path: str | Path,
-    workers: int | None,
-    scheduler: str | None,
+    where: tuple[int | None, str | None],
     plugins: Sequence[str],
     progress: bool,
     names: Mapping[str, str],
+    closing: list[threading.Thread],
 ) -> None:
+    """Submit ``todo`` to the cluster (``where``: the local workers or a scheduler's address)
+    and collect the trials; the client and its cluster are closed by a thread appended to
+    ``closing``."""
     if not todo:
         return
     from distributed import Queue
@@ -262,7 +279,8 @@ def _run(
     data: dict[str, Any] = {}  # one copy of each distinct data set
     for trial in todo:
         data.setdefault(_data_key(trial.spec), loaded_data(trial.spec))
-    client = _client(workers, scheduler, names)
+    client = _client(*where, names)
+    threading.Thread(target=_import_plotting, daemon=True).start()  # for sweep.png, meanwhile
     try:
         checkpoints = Queue(f"graphnet-sweep-{os.getpid()}-{time.monotonic_ns()}", client=client)
         scattered = {k: client.scatter([v], broadcast=True)[0] for k, v in data.items()}
@@ -305,10 +323,28 @@ def _run(
         finally:
             checkpoints.close()
     finally:
+        closing.append(threading.Thread(target=_close, args=(client,), daemon=True))
+        closing[-1].start()
+
+
+def _close(client: Any) -> None:
+    """Close ``client`` and the local cluster it started, if any (a failure only warned of)."""
+    try:
         cluster = getattr(client, "cluster", None)
         client.close()
         if cluster is not None:
             cluster.close()
+    except Exception as error:
+        warnings.warn(f"the Dask cluster did not close cleanly: {error}", GraphnetWarning, 2)
+
+
+def _import_plotting() -> None:
+    """Import what ``sweep.png`` is drawn with, while the client waits for its trials."""
+    try:
+        import matplotlib.backends.backend_agg
+        import matplotlib.figure  # noqa: F401
+    except Exception:  # drawing says why, later
+        pass
 
 
 class _Progress:
