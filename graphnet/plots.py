@@ -184,7 +184,7 @@ def draw_run(run_dir: str | Path) -> Path:
 
 def try_draw_run(run_dir: str | Path) -> None:
     """``draw_run``, warning instead of failing: a picture is never worth a finished run."""
-    if not RunFolder(run_dir).read_metrics():
+    if not RunFolder(run_dir).has_rows():
         return  # no epoch saved: nothing to draw, and nothing to say about it
     try:
         draw_run(run_dir)

@@ -223,6 +223,15 @@ class RunFolder:
             )
         self.write(METRICS, _csv_rows(columns, rows, header=True).encode())
 
+    def has_rows(self) -> bool:
+        """Whether ``metrics.csv`` holds a complete row, read no further than that row."""
+        try:
+            with self.file(METRICS).open("rb") as f:
+                f.readline()  # the header
+                return f.readline().endswith(b"\n")
+        except OSError:
+            return False
+
     def read_metrics(self) -> list[dict[str, Any]]:
         """The rows of ``metrics.csv``; a last row cut short (a full disk) is left out."""
         path = self.file(METRICS)

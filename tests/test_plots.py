@@ -274,3 +274,25 @@ def test_plot_needs_a_run_folder():
     result = invoke("plot")
     assert result.exit_code == 2
     assert "Missing argument 'RUN_DIR...'" in result.stderr
+
+
+def test_try_draw_run_draws_nothing_until_a_row_is_complete(tmp_path: Path) -> None:
+    """``loss.png`` of a run with no complete row of metrics.csv (none, only the header, a row
+    cut short) is left out without a warning; one complete row is drawn."""
+    from graphnet.plots import try_draw_run
+    from graphnet.runfolder import RunFolder
+
+    folder = RunFolder(tmp_path)
+    metrics = tmp_path / "metrics.csv"
+    for text in (None, "epoch,loss,seconds\n", "epoch,loss,seconds\n1,0.5,0.0"):
+        if text is not None:
+            metrics.write_text(text)
+        assert not folder.has_rows()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            try_draw_run(tmp_path)
+        assert not (tmp_path / "loss.png").exists()
+    metrics.write_text("epoch,loss,seconds\n1,0.5,0.01\n")
+    assert folder.has_rows()
+    try_draw_run(tmp_path)
+    assert (tmp_path / "loss.png").is_file()
