@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from graphnet.errors import GraphnetError, GraphnetWarning, Interrupted, SpecError
+from graphnet.errors import GraphnetError, GraphnetWarning, Interrupted, SpecError, TrainingError
 from graphnet.files import write_atomic
 from graphnet.runfolder import RESULTS, RUN_FILES, RunFolder
 from graphnet.spec import Spec
@@ -67,7 +67,6 @@ def train_trial(
     them."""
     from graphnet import run
     from graphnet.api import graph_of
-    from graphnet.errors import TrainingError
     from graphnet.specfile import Source
 
     started = time.perf_counter()
@@ -157,14 +156,23 @@ def _client(workers: int | None, scheduler: str | None, names: Mapping[str, str]
             raise SpecError(f"{names['scheduler']}: cannot connect: {error}") from None
     if workers is not None and workers < 1:
         raise SpecError(f"{names['workers']} must be at least 1")
-    cluster = LocalCluster(
-        n_workers=workers or os.cpu_count() or 1,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=None,
-        env=dict(BLAS_ENV),
-        silence_logs=40,
-    )
+    count = workers or os.cpu_count() or 1
+    try:
+        cluster = LocalCluster(
+            n_workers=count,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            env=dict(BLAS_ENV),
+            silence_logs=40,
+        )
+    except Exception as error:  # the worker processes did not start
+        raise TrainingError(
+            f"the local Dask cluster's {count} worker processes did not start "
+            f"({type(error).__name__}: {error}); a Python script that calls graphnet.sweep must "
+            'call it under `if __name__ == "__main__":`, since every worker process imports '
+            "the script that started it"
+        ) from None
     return Client(cluster)
 
 

@@ -464,3 +464,21 @@ def test_a_spec_with_blocks_sweeps_its_block_options(tmp_path: Path, local_clust
         graphnet.train(graphnet.load_spec(spec, overrides), plain)
         trained = (out / row["trial"] / "weights.npz").read_bytes()
         assert (plain / "weights.npz").read_bytes() == trained
+
+
+def test_a_script_without_the_main_guard_is_told_why_its_workers_did_not_start(
+    spec_file: Path, tmp_path: Path
+) -> None:
+    """Worker processes import the script that starts a local cluster: a script that calls
+    ``graphnet.sweep`` at its top level gets a message saying so, not only the workers' own
+    tracebacks."""
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "import graphnet\n"
+        f"graphnet.sweep({str(spec_file)!r}, {GRID!r}, workers=1, out_dir={str(tmp_path / 's')!r})\n"
+    )
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
+    assert result.returncode != 0
+    assert 'call it under `if __name__ == "__main__":`' in result.stderr
