@@ -62,9 +62,10 @@ def train_trial(
     files, when given) and return its status and its run folder's files as bytes.
 
     ``plugin_files`` are the ``--plugin`` files the client read (name -> source), written to a
-    folder of this worker's own; ``checkpoints`` names the ``distributed.Queue`` that receives
-    the files a resume needs after every checkpoint but the last, so an interrupted sweep keeps
-    them."""
+    folder of this worker's own. ``checkpoints`` names the sweep's :class:`_Checkpoints`: after
+    every checkpoint but the last, the files a resume needs become the trial's newest (the
+    client keeps them, so an interrupted sweep resumes from them), and a trial that an earlier
+    attempt left there (its worker was lost) continues from them."""
     from graphnet import run
     from graphnet.api import graph_of
     from graphnet.specfile import Source
@@ -72,16 +73,14 @@ def train_trial(
     started = time.perf_counter()
     status, message = "done", ""
     refs = [_local_plugin(ref, plugin_files) for ref in plugins]
-    queue: Any = None
+    newest = _Checkpoints.newest(checkpoints, name) if checkpoints is not None else None
+    if newest is not None:
+        files = newest["files"]
 
     def send(folder: Path, epoch: int) -> None:
-        nonlocal queue
-        if queue is None:
-            from distributed import Queue
-
-            queue = Queue(checkpoints)
+        assert checkpoints is not None
         sent = {f: (folder / f).read_bytes() for f in RESUMABLE if (folder / f).is_file()}
-        queue.put({"trial": name, "epoch": epoch, "files": sent})
+        _Checkpoints.send(checkpoints, name, epoch, sent)
 
     with tempfile.TemporaryDirectory(prefix="graphnet-sweep-") as tmp:
         folder = Path(tmp) / name
@@ -107,9 +106,6 @@ def train_trial(
             status, message = "failed", str(error)
         except Exception as error:
             status, message = "failed", f"{type(error).__name__}: {error}"
-        finally:
-            if queue is not None:
-                queue.close()
         out = {f: (folder / f).read_bytes() for f in RUN_FILES if (folder / f).is_file()}
     return {
         "status": status,
@@ -276,8 +272,6 @@ def _run(
     ``closing``."""
     if not todo:
         return
-    from distributed import Queue
-
     from graphnet.dataset import loaded_data
     from graphnet.instances import saved
     from graphnet.registry import plugin_refs
@@ -290,7 +284,7 @@ def _run(
     client = _client(*where, names)
     threading.Thread(target=_import_plotting, daemon=True).start()  # for sweep.png, meanwhile
     try:
-        checkpoints = Queue(f"graphnet-sweep-{os.getpid()}-{time.monotonic_ns()}", client=client)
+        checkpoints = _Checkpoints(client)
         scattered = {k: client.scatter([v], broadcast=True)[0] for k, v in data.items()}
         futures = {}
         for trial in todo:
@@ -326,10 +320,10 @@ def _run(
             _collect(futures, checkpoints, keys, column, out, progress_line)
         except KeyboardInterrupt:
             client.cancel(list(futures))  # the trials still running; finished ones are written
-            _save_checkpoints(checkpoints, futures.values(), out)
+            checkpoints.save(futures.values(), out)
             raise
         finally:
-            checkpoints.close()
+            checkpoints.close(todo)
     finally:
         closing.append(threading.Thread(target=_close, args=(client,), daemon=True))
         closing[-1].start()
@@ -405,7 +399,7 @@ def _collect(
         except Exception:  # some were cancelled by another client: their rows say failed
             finished = {future for future in pending if future.status != "pending"}
             pending -= finished
-        _save_checkpoints(checkpoints, futures.values(), out)
+        checkpoints.save(futures.values(), out)
         for future in finished:
             trial = futures[future]
             try:
@@ -413,6 +407,7 @@ def _collect(
             except Exception as error:  # a trial lost with its workers, or it could not run
                 result = {"status": "failed", "message": str(error), "files": {}, "seconds": 0.0}
             _write_folder(out / trial.name, result["files"])
+            checkpoints.forget(trial.name)
             trial.row = row(trial, keys, column, out, result["status"], result["seconds"])
             if progress is not None:
                 if result["status"] == "done":
@@ -425,15 +420,67 @@ def _collect(
                 progress.report()
 
 
-def _save_checkpoints(checkpoints: Any, trials: Iterable[Trial], out: Path) -> None:
-    """Write the checkpoints the workers sent into the folders of trials still running (the
-    newest epoch of each; a trial retried on another worker starts its epochs again)."""
-    running = {t.name: t for t in trials if not t.row}
-    for message in checkpoints.get(batch=True):
-        trial = running.get(message["trial"])
-        if trial is not None and message["epoch"] > trial.saved_epoch:
-            _write_folder(out / trial.name, message["files"])
-            trial.saved_epoch = message["epoch"]
+class _Checkpoints:
+    """The checkpoints that workers send while their trials run: each trial's newest is held by
+    the scheduler in a ``distributed.Variable`` (a trial retried after its worker was lost
+    continues from it), and a note on a ``distributed.Queue`` tells the client to write it into
+    the trial's folder. The scheduler holds one checkpoint per running trial at the most."""
+
+    def __init__(self, client: Any) -> None:
+        from distributed import Queue
+
+        self.client = client
+        self.name = f"graphnet-sweep-{os.getpid()}-{time.monotonic_ns()}"
+        self.queue = Queue(self.name, client=client)
+
+    @staticmethod
+    def send(name: str, trial: str, epoch: int, files: Mapping[str, bytes]) -> None:
+        """On a worker: ``files`` are ``trial``'s newest checkpoint, of ``epoch``."""
+        from distributed import Queue, Variable
+
+        Variable(f"{name}-{trial}").set({"epoch": epoch, "files": dict(files)})
+        queue = Queue(name)
+        queue.put({"trial": trial, "epoch": epoch})
+        queue.close()
+
+    @staticmethod
+    def newest(name: str, trial: str) -> dict[str, Any] | None:
+        """On a worker: the newest checkpoint an earlier attempt at ``trial`` sent, if any."""
+        from distributed import Variable
+
+        try:
+            value: dict[str, Any] = Variable(f"{name}-{trial}").get(timeout=0.01)
+        except TimeoutError:
+            return None
+        return value
+
+    def save(self, trials: Iterable[Trial], out: Path) -> None:
+        """Write the newest checkpoint of every trial still running that sent one since the
+        last look into its folder (never an older epoch than the folder holds: a retried trial
+        that started over sends its epochs again)."""
+        from distributed import Variable
+
+        running = {t.name: t for t in trials if not t.row}
+        noted = {message["trial"] for message in self.queue.get(batch=True)}
+        for trial in (running[n] for n in sorted(noted) if n in running):
+            try:
+                value = Variable(f"{self.name}-{trial.name}", client=self.client).get(timeout=1)
+            except TimeoutError:
+                continue
+            if value["epoch"] > trial.saved_epoch:
+                _write_folder(out / trial.name, value["files"])
+                trial.saved_epoch = value["epoch"]
+
+    def forget(self, trial: str) -> None:
+        """``trial`` has finished: the scheduler lets go of its checkpoint."""
+        from distributed import Variable
+
+        Variable(f"{self.name}-{trial}", client=self.client).delete()
+
+    def close(self, trials: Iterable[Trial]) -> None:
+        for trial in trials:
+            self.forget(trial.name)
+        self.queue.close()
 
 
 def _data_key(spec: Spec) -> str:

@@ -334,10 +334,14 @@ def test_an_interrupted_trial_resumes_from_the_checkpoint_its_worker_sent(
     _same_as_plain_runs(spec, out, tmp_path)
 
 
-def test_a_worker_killed_mid_trial_is_retried_not_lost(tmp_path: Path) -> None:
+def test_a_worker_killed_mid_trial_is_retried_from_its_newest_checkpoint(
+    tmp_path: Path,
+) -> None:
     """kill -9 of the worker process running a trial: the scheduler gives the trial to another
-    worker (the nanny starts a new process), and the sweep ends with every trial done, each the
-    same bits as a plain run."""
+    worker (the nanny starts a new process), which continues from the newest checkpoint the
+    lost one sent (the rows of metrics.csv written before the kill are kept as they were,
+    timings included), and the sweep ends with every trial done, each the same bits as a
+    plain run."""
     import signal
     import threading
 
@@ -346,7 +350,7 @@ def test_a_worker_killed_mid_trial_is_retried_not_lost(tmp_path: Path) -> None:
     from graphnet.sweeps import BLAS_ENV
 
     spec = tmp_path / "long.yaml"
-    spec.write_text(SPEC.replace("epochs: 3", "epochs: 1500"))
+    spec.write_text(SPEC.replace("epochs: 3", "epochs: 400\n  checkpoint_every: 0"))
     out = tmp_path / "sweep"
     with (
         LocalCluster(
@@ -369,18 +373,25 @@ def test_a_worker_killed_mid_trial_is_retried_not_lost(tmp_path: Path) -> None:
         )
         sweeping.start()
         deadline = time.monotonic() + 60
-        victim = None
-        while victim is None and time.monotonic() < deadline:
-            busy = [w for w, keys in client.processing().items() if keys]
-            victim = busy[0] if busy else None
-            time.sleep(0.05)
-        assert victim is not None, "no trial started"
+        before = ""
+        while not before and time.monotonic() < deadline:
+            busy = [(w, k) for w, keys in client.processing().items() for k in keys]
+            for worker, key in busy:  # a trial whose checkpoints have reached its folder
+                trial = re.search(r"trial-\d+", key)
+                folder = out / trial.group() if trial else out
+                if (folder / "checkpoint.npz").is_file():
+                    victim, before = worker, (folder / "metrics.csv").read_text()
+                    break
+            time.sleep(0.02)
+        assert before, "no trial sent a checkpoint"
         pids = client.run(os.getpid)
-        os.kill(pids[victim], signal.SIGKILL)  # a trial of 1,500 epochs takes seconds
+        os.kill(pids[victim], signal.SIGKILL)
         sweeping.join(120)
         assert not sweeping.is_alive()
         assert pids[victim] not in client.run(os.getpid).values()  # a new process took over
     assert [r["status"] for r in rows] == ["done"] * 4
+    after = (folder / "metrics.csv").read_text()
+    assert after.startswith(before) and len(after.splitlines()) == 401  # continued, not anew
     _same_as_plain_runs(spec, out, tmp_path)
 
 
