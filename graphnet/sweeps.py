@@ -449,7 +449,7 @@ class _Checkpoints:
         from distributed import Variable
 
         try:
-            value: dict[str, Any] = Variable(f"{name}-{trial}").get(timeout=0.01)
+            value: dict[str, Any] = Variable(f"{name}-{trial}").get(timeout=0)
         except TimeoutError:
             return None
         return value
