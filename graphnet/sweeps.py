@@ -288,6 +288,7 @@ def _run(
         scattered = {k: client.scatter([v], broadcast=True)[0] for k, v in data.items()}
         futures = {}
         for trial in todo:
+            checkpoints.start(trial.name)
             future = client.submit(
                 train_trial,
                 saved(trial.spec),
@@ -448,11 +449,14 @@ class _Checkpoints:
         """On a worker: the newest checkpoint an earlier attempt at ``trial`` sent, if any."""
         from distributed import Variable
 
-        try:
-            value: dict[str, Any] = Variable(f"{name}-{trial}").get(timeout=0)
-        except TimeoutError:
-            return None
-        return value
+        value: dict[str, Any] = Variable(f"{name}-{trial}").get()
+        return value if value["epoch"] > 0 else None
+
+    def start(self, trial: str) -> None:
+        """Before ``trial`` is submitted: no checkpoint yet (so that asking never waits)."""
+        from distributed import Variable
+
+        Variable(f"{self.name}-{trial}", client=self.client).set({"epoch": 0, "files": {}})
 
     def save(self, trials: Iterable[Trial], out: Path) -> None:
         """Write the newest checkpoint of every trial still running that sent one since the
@@ -463,10 +467,7 @@ class _Checkpoints:
         running = {t.name: t for t in trials if not t.row}
         noted = {message["trial"] for message in self.queue.get(batch=True)}
         for trial in (running[n] for n in sorted(noted) if n in running):
-            try:
-                value = Variable(f"{self.name}-{trial.name}", client=self.client).get(timeout=1)
-            except TimeoutError:
-                continue
+            value = Variable(f"{self.name}-{trial.name}", client=self.client).get()
             if value["epoch"] > trial.saved_epoch:
                 _write_folder(out / trial.name, value["files"])
                 trial.saved_epoch = value["epoch"]

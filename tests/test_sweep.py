@@ -493,3 +493,23 @@ def test_a_script_without_the_main_guard_is_told_why_its_workers_did_not_start(
     )
     assert result.returncode != 0
     assert 'call it under `if __name__ == "__main__":`' in result.stderr
+
+
+def test_the_command_prints_progress_and_the_table_and_nothing_else(
+    spec_file: Path, tmp_path: Path
+) -> None:
+    """``graphnet sweep`` as a process on its own local cluster: stderr holds the progress lines
+    and nothing from dask (no log lines, no tracebacks), stdout the ranked table."""
+    out = tmp_path / "sweep"
+    args = ["sweep", str(spec_file), "--grid", "train.optimizer.lr=0.1,0.3", "--seeds", "2"]
+    result = subprocess.run(
+        [sys.executable, "-m", "graphnet", *args, "--workers", "1", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines(), "no progress"
+    assert all(line.startswith("sweep: ") for line in result.stderr.splitlines()), result.stderr
+    assert result.stdout.splitlines()[0].split()[:2] == ["trial", "train.optimizer.lr"]
+    assert len(result.stdout.splitlines()) == 5
