@@ -154,14 +154,16 @@ def _client(workers: int | None, scheduler: str | None, names: Mapping[str, str]
         raise SpecError(f"{names['workers']} must be at least 1")
     count = workers or os.cpu_count() or 1
     try:
-        cluster = LocalCluster(
-            n_workers=count,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            env=dict(BLAS_ENV),
-            silence_logs=40,
-        )
+        with warnings.catch_warnings():  # another cluster's 8787: a port of its own is fine
+            warnings.filterwarnings("ignore", r"Port \d+ is already in use", UserWarning)
+            cluster = LocalCluster(
+                n_workers=count,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                env=dict(BLAS_ENV),
+                silence_logs=40,
+            )
     except Exception as error:  # the worker processes did not start
         raise TrainingError(
             f"the local Dask cluster's {count} worker processes did not start "
