@@ -40,19 +40,14 @@ def loop(out: Path) -> None:
 
 
 def cluster(workers: int) -> None:
-    from distributed import Client, LocalCluster
+    """Start the local cluster a sweep of ``workers`` starts, wait for its workers, close it."""
+    from graphnet.sweeps import connect
 
-    from graphnet.sweeps import BLAS_ENV
-
-    with LocalCluster(
-        n_workers=workers,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=None,
-        env=dict(BLAS_ENV),
-        silence_logs=40,
-    ) as local, Client(local) as client:
-        client.wait_for_workers(workers)
+    client = connect(workers, None, {})
+    client.wait_for_workers(workers)
+    local = client.cluster
+    client.close()
+    local.close()
 
 
 def weights(out: Path) -> list[bytes]:
@@ -96,7 +91,9 @@ def main() -> None:
         print(line)
     if "workers=1" in median:
         overhead = (median["workers=1"] - median["cluster=1"] - median["loop"]) / TRIALS
-        print(f"sweep machinery per trial (workers=1 - cluster=1 - loop) / {TRIALS}: {overhead:.3f} s")
+        print(
+            f"sweep machinery per trial (workers=1 - cluster=1 - loop) / {TRIALS}: {overhead:.3f} s"
+        )
 
 
 if __name__ == "__main__":

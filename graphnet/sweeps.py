@@ -140,7 +140,9 @@ def _local_plugin(ref: str, plugin_files: Mapping[str, bytes]) -> str:
     return str(path)
 
 
-def _client(workers: int | None, scheduler: str | None, names: Mapping[str, str]) -> Any:
+def connect(workers: int | None, scheduler: str | None, names: Mapping[str, str]) -> Any:
+    """A client of the scheduler at ``scheduler``, else of a local cluster of ``workers``
+    processes (default: the CPU count), one thread and one BLAS thread each."""
     try:
         from distributed import Client, LocalCluster
     except ImportError:
@@ -283,7 +285,7 @@ def _run(
     data: dict[str, Any] = {}  # one copy of each distinct data set
     for trial in todo:
         data.setdefault(_data_key(trial.spec), loaded_data(trial.spec))
-    client = _client(*where, names)
+    client = connect(*where, names)
     threading.Thread(target=_import_plotting, daemon=True).start()  # for sweep.png, meanwhile
     try:
         checkpoints = _Checkpoints(client)
