@@ -79,8 +79,7 @@ def train_trial(
 
     def send(folder: Path, epoch: int) -> None:
         assert checkpoints is not None
-        sent = {f: (folder / f).read_bytes() for f in RESUMABLE if (folder / f).is_file()}
-        _Checkpoints.send(checkpoints, name, epoch, sent)
+        _Checkpoints.send(checkpoints, name, epoch, _files(folder, RESUMABLE))
 
     with tempfile.TemporaryDirectory(prefix="graphnet-sweep-") as tmp:
         folder = Path(tmp) / name
@@ -106,7 +105,7 @@ def train_trial(
             status, message = "failed", str(error)
         except Exception as error:
             status, message = "failed", f"{type(error).__name__}: {error}"
-        out = {f: (folder / f).read_bytes() for f in RUN_FILES if (folder / f).is_file()}
+        out = _files(folder, RUN_FILES)
     return {
         "status": status,
         "message": message,
@@ -441,9 +440,9 @@ class _Checkpoints:
     @staticmethod
     def send(name: str, trial: str, epoch: int, files: Mapping[str, bytes]) -> None:
         """On a worker: ``files`` are ``trial``'s newest checkpoint, of ``epoch``."""
-        from distributed import Queue, Variable
+        from distributed import Queue
 
-        Variable(f"{name}-{trial}").set({"epoch": epoch, "files": dict(files)})
+        _Checkpoints.slot(name, trial).set({"epoch": epoch, "files": dict(files)})
         queue = Queue(name)
         queue.put({"trial": trial, "epoch": epoch})
         queue.close()
@@ -451,40 +450,42 @@ class _Checkpoints:
     @staticmethod
     def newest(name: str, trial: str) -> dict[str, Any] | None:
         """On a worker: the newest checkpoint an earlier attempt at ``trial`` sent, if any."""
+        value: dict[str, Any] = _Checkpoints.slot(name, trial).get()
+        return value if value["epoch"] > 0 else None
+
+    @staticmethod
+    def slot(name: str, trial: str, client: Any = None) -> Any:
+        """The ``distributed.Variable`` that holds ``trial``'s newest checkpoint."""
         from distributed import Variable
 
-        value: dict[str, Any] = Variable(f"{name}-{trial}").get()
-        return value if value["epoch"] > 0 else None
+        return Variable(f"{name}-{trial}", client=client)
 
     def start(self, trial: str) -> None:
         """Before ``trial`` is submitted: no checkpoint yet (so that asking never waits)."""
-        from distributed import Variable
-
-        Variable(f"{self.name}-{trial}", client=self.client).set({"epoch": 0, "files": {}})
+        self.slot(self.name, trial, self.client).set({"epoch": 0, "files": {}})
 
     def save(self, trials: Iterable[Trial], out: Path) -> None:
         """Write the newest checkpoint of every trial still running that sent one since the
         last look into its folder (never an older epoch than the folder holds: a retried trial
         that started over sends its epochs again)."""
-        from distributed import Variable
-
         running = {t.name: t for t in trials if not t.row}
         noted = {message["trial"] for message in self.queue.get(batch=True)}
         for trial in (running[n] for n in sorted(noted) if n in running):
-            value = Variable(f"{self.name}-{trial.name}", client=self.client).get()
+            value = self.slot(self.name, trial.name, self.client).get()
             if value["epoch"] > trial.saved_epoch:
                 _write_folder(out / trial.name, value["files"])
                 trial.saved_epoch = value["epoch"]
 
     def forget(self, trial: str) -> None:
         """``trial`` has finished: the scheduler lets go of its checkpoint."""
-        from distributed import Variable
-
-        Variable(f"{self.name}-{trial}", client=self.client).delete()
+        self.slot(self.name, trial, self.client).delete()
 
     def close(self, trials: Iterable[Trial]) -> None:
+        """The sweep is over: let go of the checkpoints of the trials that did not finish (the
+        finished ones were let go as they finished) and of the queue."""
         for trial in trials:
-            self.forget(trial.name)
+            if not trial.row:
+                self.forget(trial.name)
         self.queue.close()
 
 
@@ -497,7 +498,12 @@ def _resumable(folder: RunFolder) -> dict[str, bytes]:
     """The files of a trial's folder that a worker continues from (none without a checkpoint)."""
     if not folder.is_run() or folder.file(RESULTS).is_file():
         return {}
-    return {f: folder.file(f).read_bytes() for f in RUN_FILES if folder.file(f).is_file()}
+    return _files(folder.path, RESUMABLE)
+
+
+def _files(folder: Path, names: Iterable[str]) -> dict[str, bytes]:
+    """The files of ``folder`` among ``names`` that exist, as bytes."""
+    return {name: (folder / name).read_bytes() for name in names if (folder / name).is_file()}
 
 
 def _write_folder(path: Path, files: Mapping[str, bytes]) -> None:
