@@ -121,15 +121,21 @@ def _draw_panel(axes: Axes, name: str, columns: list[str], runs: Sequence[Curves
     axes.legend(fontsize=8, loc="best")
 
 
-def figure(runs: Sequence[Curves], title: str) -> Figure:
-    """The loss (and each metric) per epoch of ``runs``, one panel each, sharing the epoch axis."""
+def new_figure(**options: Any) -> Figure:
+    """A matplotlib figure on the Agg canvas (no pyplot): what every picture is drawn on."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    fig = Figure(**options)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def figure(runs: Sequence[Curves], title: str) -> Figure:
+    """The loss (and each metric) per epoch of ``runs``, one panel each, sharing the epoch axis."""
     panels = _panels(runs)
     heights = [3.0] + [2.0] * (len(panels) - 1)
-    fig = Figure(figsize=(8, sum(heights) + 0.9), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = new_figure(figsize=(8, sum(heights) + 0.9), layout="constrained")
     axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False, height_ratios=heights)[:, 0]
     for ax, (name, columns) in zip(axes, panels, strict=True):
         _draw_panel(ax, name, columns, runs)
@@ -219,11 +225,7 @@ def draw_sweep(
     path: Path, rows: Sequence[Mapping[str, Any]], keys: Sequence[str], monitor: str
 ) -> Path:
     """``sweep.png``: ``monitor``'s best value against each swept key, a point per trial."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(4.0 * len(keys), 3.4), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = new_figure(figsize=(4.0 * len(keys), 3.4), layout="constrained")
     axes = fig.subplots(1, len(keys), squeeze=False)[0]
     for ax, key in zip(axes, keys, strict=True):
         points = [
